@@ -1,0 +1,346 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"paygate"
+	"paygate/ledger"
+)
+
+// Ledger returns db as the ledger's Store.
+func (db *DB) Ledger() ledger.Store { return ledgerStore{db} }
+
+type ledgerStore struct{ db *DB }
+
+var (
+	_ ledger.Store = ledgerStore{}
+	_ ledger.Tx    = (*Tx)(nil)
+)
+
+func (s ledgerStore) InTx(ctx context.Context, fn func(ledger.Tx) error) error {
+	return s.db.InTx(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+const accountCols = `id, currency, code, owner, normal_side, flags, shards, created_at`
+
+func scanAccount(sc interface{ Scan(...any) error }, extra ...any) (ledger.Account, error) {
+	var a ledger.Account
+	var created int64
+	var cur, side string
+	dest := append([]any{&a.ID, &cur, &a.Code, &a.Owner, &side, &a.Flags, &a.Shards, &created}, extra...)
+	err := sc.Scan(dest...)
+	a.Currency, a.Normal, a.CreatedAt = paygate.Currency(cur), ledger.Side(side), fromMicros(created)
+	return a, err
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryAccounts(ctx context.Context, q querier, ids []string, withBalance bool) ([]ledger.Account, error) {
+	var query string
+	if withBalance {
+		query = `SELECT a.id, a.currency, a.code, a.owner, a.normal_side, a.flags, a.shards, a.created_at,
+		CAST(SUM(b.debits_pending) AS BIGINT), CAST(SUM(b.debits_posted) AS BIGINT),
+		CAST(SUM(b.credits_pending) AS BIGINT), CAST(SUM(b.credits_posted) AS BIGINT)
+		FROM ledger_accounts a JOIN ledger_balances b ON b.account_id = a.id
+		WHERE a.id IN (` + placeholders(1, len(ids)) + `)
+		GROUP BY a.id, a.currency, a.code, a.owner, a.normal_side, a.flags, a.shards, a.created_at`
+	} else {
+		query = `SELECT ` + accountCols + ` FROM ledger_accounts WHERE id IN (` + placeholders(1, len(ids)) + `)`
+	}
+	rows, err := q.QueryContext(ctx, query, anys(ids)...)
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	defer rows.Close()
+	var out []ledger.Account
+	for rows.Next() {
+		var a ledger.Account
+		if withBalance {
+			var b ledger.Balance
+			a, err = scanAccount(rows, &b.DebitsPending, &b.DebitsPosted, &b.CreditsPending, &b.CreditsPosted)
+			a.Balance = b
+		} else {
+			a, err = scanAccount(rows)
+		}
+		if err != nil {
+			return nil, wrapDB(err)
+		}
+		out = append(out, a)
+	}
+	return out, wrapDB(rows.Err())
+}
+
+func anys[T any](vs []T) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v
+	}
+	return out
+}
+
+// AccountsByID implements ledger.Tx.
+func (tx *Tx) AccountsByID(ctx context.Context, ids []string) ([]ledger.Account, error) {
+	return queryAccounts(ctx, tx.tx, ids, false)
+}
+
+// LockBalances implements ledger.Tx. Rows are locked in (account, shard)
+// order, the same order in every transaction, so writers never deadlock.
+func (tx *Tx) LockBalances(ctx context.Context, keys []ledger.ShardKey) ([]ledger.ShardBalance, error) {
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k.AccountID, k.Shard)
+	}
+	rows, err := tx.tx.QueryContext(ctx, `SELECT account_id, shard, flags, debits_pending, debits_posted, credits_pending, credits_posted
+		FROM ledger_balances WHERE (account_id, shard) IN (VALUES `+tuples(len(keys), "", "INTEGER")+`)
+		ORDER BY account_id, shard`+tx.db.lockSuffix, args...)
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	defer rows.Close()
+	out := make([]ledger.ShardBalance, 0, len(keys))
+	for rows.Next() {
+		var r ledger.ShardBalance
+		if err := rows.Scan(&r.AccountID, &r.Shard, &r.Flags, &r.DebitsPending, &r.DebitsPosted, &r.CreditsPending, &r.CreditsPosted); err != nil {
+			return nil, wrapDB(err)
+		}
+		out = append(out, r)
+	}
+	return out, wrapDB(rows.Err())
+}
+
+// WriteBalances implements ledger.Tx with one UPDATE ... FROM (VALUES ...).
+func (tx *Tx) WriteBalances(ctx context.Context, rs []ledger.ShardBalance) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 6*len(rs))
+	for _, r := range rs {
+		args = append(args, r.AccountID, r.Shard, r.DebitsPending, r.DebitsPosted, r.CreditsPending, r.CreditsPosted)
+	}
+	// VALUES columns are named column1..column6 in both dialects.
+	_, err := tx.tx.ExecContext(ctx, `UPDATE ledger_balances SET debits_pending = v.column3, debits_posted = v.column4,
+		credits_pending = v.column5, credits_posted = v.column6
+		FROM (VALUES `+tuples(len(rs), "", "INTEGER", "BIGINT", "BIGINT", "BIGINT", "BIGINT")+`) AS v
+		WHERE ledger_balances.account_id = v.column1 AND ledger_balances.shard = v.column2`, args...)
+	return wrapDB(err)
+}
+
+const transferCols = `seq, id, debit_account_id, credit_account_id, debit_shard, credit_shard, amount, currency,
+	flags, pending_id, timeout_s, expires_at, hold_status, code, ref, accounting_date, created_at`
+
+func scanTransfers(rows *sql.Rows) ([]ledger.Transfer, error) {
+	defer rows.Close()
+	var out []ledger.Transfer
+	for rows.Next() {
+		var t ledger.Transfer
+		var cur, date string
+		var pending, status sql.NullString
+		var expires sql.NullInt64
+		var timeout, created int64
+		if err := rows.Scan(&t.Seq, &t.ID, &t.DebitAccountID, &t.CreditAccountID, &t.DebitShard, &t.CreditShard, &t.Amount, &cur,
+			&t.Flags, &pending, &timeout, &expires, &status, &t.Code, &t.Ref, &date, &created); err != nil {
+			return nil, wrapDB(err)
+		}
+		t.Currency, t.AccountingDate = paygate.Currency(cur), paygate.Date(date)
+		t.PendingID, t.HoldStatus = pending.String, ledger.HoldStatus(status.String)
+		t.Timeout = time.Duration(timeout) * time.Second
+		t.ExpiresAt, t.CreatedAt = fromMicros(expires.Int64), fromMicros(created)
+		out = append(out, t)
+	}
+	return out, wrapDB(rows.Err())
+}
+
+// TransfersByID implements ledger.Tx.
+func (tx *Tx) TransfersByID(ctx context.Context, ids []string) ([]ledger.Transfer, error) {
+	return queryTransfersByID(ctx, tx.tx, ids)
+}
+
+func queryTransfersByID(ctx context.Context, q querier, ids []string) ([]ledger.Transfer, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+transferCols+` FROM ledger_transfers WHERE id IN (`+placeholders(1, len(ids))+`)`, anys(ids)...)
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	return scanTransfers(rows)
+}
+
+// LockHolds implements ledger.Tx.
+func (tx *Tx) LockHolds(ctx context.Context, ids []string) ([]ledger.Transfer, error) {
+	rows, err := tx.tx.QueryContext(ctx, `SELECT `+transferCols+` FROM ledger_transfers
+		WHERE id IN (`+placeholders(1, len(ids))+`) AND kind = 'pending' ORDER BY id`+tx.db.lockSuffix, anys(ids)...)
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	return scanTransfers(rows)
+}
+
+// LockExpiredHolds implements ledger.Tx.
+func (tx *Tx) LockExpiredHolds(ctx context.Context, now time.Time, limit int) ([]ledger.Transfer, error) {
+	rows, err := tx.tx.QueryContext(ctx, `SELECT `+transferCols+` FROM ledger_transfers
+		WHERE hold_status = 'pending' AND expires_at IS NOT NULL AND expires_at <= $1
+		ORDER BY expires_at, id LIMIT $2`+tx.db.skipLocked, now.UnixMicro(), limit)
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	return scanTransfers(rows)
+}
+
+// InsertTransfers implements ledger.Tx with one multi-row INSERT.
+func (tx *Tx) InsertTransfers(ctx context.Context, ts []ledger.Transfer) (int64, error) {
+	const width = 16
+	args := make([]any, 0, width*len(ts))
+	for _, t := range ts {
+		var pending, status any
+		var expires any
+		if t.PendingID != "" {
+			pending = t.PendingID
+		}
+		if t.HoldStatus != "" {
+			status = string(t.HoldStatus)
+		}
+		if !t.ExpiresAt.IsZero() {
+			expires = t.ExpiresAt.UnixMicro()
+		}
+		args = append(args, t.ID, t.DebitAccountID, t.CreditAccountID, t.DebitShard, t.CreditShard, t.Amount, string(t.Currency),
+			t.Flags.Kind(), int64(t.Flags), pending, int64(t.Timeout/time.Second), expires, status, t.Code, t.Ref, string(t.AccountingDate))
+	}
+	created := micros(firstCreated(ts))
+	args = append(args, created)
+	var b []byte
+	p := 1
+	for i := range ts {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, '(')
+		for j := 0; j < width; j++ {
+			b = append(b, '$')
+			b = appendInt(b, p)
+			p++
+			b = append(b, ", "...)
+		}
+		b = append(b, '$')
+		b = appendInt(b, width*len(ts)+1)
+		b = append(b, ')')
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, debit_shard, credit_shard,
+		amount, currency, kind, flags, pending_id, timeout_s, expires_at, hold_status, code, ref, accounting_date, created_at)
+		VALUES `+string(b)+` ON CONFLICT (id) DO NOTHING`, args...)
+	if err != nil {
+		return 0, wrapDB(err)
+	}
+	n, err := res.RowsAffected()
+	return n, wrapDB(err)
+}
+
+func firstCreated(ts []ledger.Transfer) time.Time {
+	if len(ts) == 0 {
+		return time.Time{}
+	}
+	return ts[0].CreatedAt
+}
+
+func appendInt(b []byte, n int) []byte {
+	if n >= 10 {
+		b = appendInt(b, n/10)
+	}
+	return append(b, byte('0'+n%10))
+}
+
+// SetHoldStatus implements ledger.Tx.
+func (tx *Tx) SetHoldStatus(ctx context.Context, id string, status ledger.HoldStatus) error {
+	_, err := tx.tx.ExecContext(ctx, `UPDATE ledger_transfers SET hold_status = $1 WHERE id = $2`, string(status), id)
+	return wrapDB(err)
+}
+
+// InsertAccounts implements ledger.Tx.
+func (tx *Tx) InsertAccounts(ctx context.Context, as []ledger.Account) (int64, error) {
+	args := make([]any, 0, 8*len(as))
+	for _, a := range as {
+		args = append(args, a.ID, string(a.Currency), a.Code, a.Owner, string(a.Normal), int64(a.Flags), a.Shards, micros(a.CreatedAt))
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO ledger_accounts (`+accountCols+`) VALUES `+
+		tuples(len(as), "", "", "", "", "", "", "", "")+` ON CONFLICT (id) DO NOTHING`, args...)
+	if err != nil {
+		return 0, wrapDB(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n != int64(len(as)) {
+		return n, wrapDB(err)
+	}
+	var bargs []any
+	nrows := 0
+	for _, a := range as {
+		for s := 0; s < a.Shards; s++ {
+			bargs = append(bargs, a.ID, s, int64(a.Flags))
+			nrows++
+		}
+	}
+	_, err = tx.tx.ExecContext(ctx, `INSERT INTO ledger_balances (account_id, shard, flags) VALUES `+tuples(nrows, "", "", ""), bargs...)
+	return n, wrapDB(err)
+}
+
+// SetAccountFlags implements ledger.Tx.
+func (tx *Tx) SetAccountFlags(ctx context.Context, id string, flags ledger.AccountFlags) error {
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE ledger_accounts SET flags = $1 WHERE id = $2`, int64(flags), id); err != nil {
+		return wrapDB(err)
+	}
+	_, err := tx.tx.ExecContext(ctx, `UPDATE ledger_balances SET flags = $1 WHERE account_id = $2`, int64(flags), id)
+	return wrapDB(err)
+}
+
+func (s ledgerStore) Accounts(ctx context.Context, ids []string) ([]ledger.Account, error) {
+	return queryAccounts(ctx, s.db.SQL, ids, true)
+}
+
+func (s ledgerStore) Transfers(ctx context.Context, ids []string) ([]ledger.Transfer, error) {
+	return queryTransfersByID(ctx, s.db.SQL, ids)
+}
+
+func (s ledgerStore) AccountTransfers(ctx context.Context, accountID string, before int64, limit int) ([]ledger.Transfer, error) {
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	// The two indexed halves never overlap (debit and credit accounts differ);
+	// their UNION ALL beats an OR on both dialects.
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT `+transferCols+` FROM (
+		SELECT * FROM (SELECT `+transferCols+` FROM ledger_transfers WHERE debit_account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3) AS d
+		UNION ALL
+		SELECT * FROM (SELECT `+transferCols+` FROM ledger_transfers WHERE credit_account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3) AS c
+	) AS t ORDER BY seq DESC LIMIT $3`, accountID, before, limit)
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	return scanTransfers(rows)
+}
+
+func (s ledgerStore) TrialBalanceLines(ctx context.Context, date paygate.Date) ([]ledger.TrialBalanceLine, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT a.id, a.currency, a.code, a.normal_side,
+		CAST(COALESCE(SUM(m.d), 0) AS BIGINT), CAST(COALESCE(SUM(m.c), 0) AS BIGINT)
+		FROM ledger_accounts a LEFT JOIN (
+			SELECT debit_account_id AS account_id, amount AS d, 0 AS c FROM ledger_transfers
+			WHERE kind IN ('single', 'post') AND accounting_date <= $1
+			UNION ALL
+			SELECT credit_account_id, 0, amount FROM ledger_transfers
+			WHERE kind IN ('single', 'post') AND accounting_date <= $1
+		) AS m ON m.account_id = a.id
+		GROUP BY a.id, a.currency, a.code, a.normal_side ORDER BY a.id`, string(date))
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	defer rows.Close()
+	var out []ledger.TrialBalanceLine
+	for rows.Next() {
+		var l ledger.TrialBalanceLine
+		var cur, side string
+		if err := rows.Scan(&l.AccountID, &cur, &l.Code, &side, &l.DebitsPosted, &l.CreditsPosted); err != nil {
+			return nil, wrapDB(err)
+		}
+		l.Currency, l.Normal = paygate.Currency(cur), ledger.Side(side)
+		out = append(out, l)
+	}
+	return out, wrapDB(rows.Err())
+}
