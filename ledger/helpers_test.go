@@ -49,8 +49,8 @@ func (f *fixture) transfer(t *testing.T, ts ...ledger.Transfer) []ledger.Result 
 	return r
 }
 
-func requireCode(t *testing.T, err error, code paygate.Code) {
+func requireCode(t *testing.T, err error, code paygate.Code, msg ...any) {
 	t.Helper()
-	require.Error(t, err)
-	require.Equal(t, code, paygate.CodeOf(err), "error: %v", err)
+	require.Error(t, err, msg...)
+	require.Equal(t, code, paygate.CodeOf(err), "error: %v %v", err, msg)
 }
