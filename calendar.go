@@ -1,7 +1,6 @@
 package paygate
 
 import (
-	"fmt"
 	"time"
 	_ "time/tzdata" // the business day's zone must resolve on machines without tzdata
 )
@@ -44,9 +43,17 @@ func NewCalendar(zone, cutoff string) (Calendar, error) {
 	if err != nil {
 		return Calendar{}, E(CodeInvalidArgument, "unknown time zone %q", zone)
 	}
-	var h, m int
-	if _, err := fmt.Sscanf(cutoff, "%d:%d", &h, &m); err != nil || h < 0 || h > 23 || m < 0 || m > 59 || len(cutoff) != 5 {
-		return Calendar{}, E(CodeInvalidArgument, "cut-off must be HH:MM, got %q", cutoff)
+	digit := func(i int) int { return int(cutoff[i] - '0') }
+	ok := len(cutoff) == 5 && cutoff[2] == ':'
+	for _, i := range []int{0, 1, 3, 4} {
+		ok = ok && cutoff[i] >= '0' && cutoff[i] <= '9'
+	}
+	if !ok {
+		return Calendar{}, E(CodeInvalidArgument, "cut-off must be HH:MM")
+	}
+	h, m := digit(0)*10+digit(1), digit(3)*10+digit(4)
+	if h > 23 || m > 59 {
+		return Calendar{}, E(CodeInvalidArgument, "cut-off must be HH:MM between 00:00 and 23:59")
 	}
 	return Calendar{Location: loc, Cutoff: time.Duration(h)*time.Hour + time.Duration(m)*time.Minute}, nil
 }

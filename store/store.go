@@ -167,6 +167,10 @@ func MigrationsFS(d Dialect) fs.FS {
 // migration rolls back and Migrate returns an error: the caller must not
 // serve.
 func (db *DB) Migrate(ctx context.Context) (int64, error) {
+	return db.migrate(ctx, MigrationsFS(db.Dialect))
+}
+
+func (db *DB) migrate(ctx context.Context, fsys fs.FS) (int64, error) {
 	gd := goose.DialectSQLite3
 	var opts []goose.ProviderOption
 	if db.Dialect == Postgres {
@@ -185,7 +189,7 @@ func (db *DB) Migrate(ctx context.Context) (int64, error) {
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(gd, db.SQL, MigrationsFS(db.Dialect), opts...)
+	p, err := goose.NewProvider(gd, db.SQL, fsys, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("store: load migrations: %w", err)
 	}
