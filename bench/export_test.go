@@ -1,0 +1,4 @@
+package bench
+
+// CheckLoopback exposes checkLoopback to the tests.
+var CheckLoopback = checkLoopback
