@@ -474,10 +474,44 @@ type work struct {
 	created map[string]*Transfer // pending transfers created in this journal
 }
 
+// lockChecker is an optional fast path of a Tx: TransfersByID(ids) and
+// LockBalances(keys) in one round trip. apply uses it for journals without
+// posts or voids whose accounts are all cached, where the rows to lock are
+// known before the look-up; the results are those of the two calls.
+type lockChecker interface {
+	TransfersByIDLockBalances(ctx context.Context, ids []string, keys []ShardKey) ([]Transfer, []ShardBalance, error)
+}
+
+// journalWriter is an optional fast path of a Tx: InsertTransfers(ts) and,
+// only when every transfer was inserted, WriteBalances(rows), in one round
+// trip. It returns how many transfers were inserted.
+type journalWriter interface {
+	WriteJournal(ctx context.Context, ts []Transfer, rows []ShardBalance) (int64, error)
+}
+
 func (l *Ledger) apply(ctx context.Context, tx Tx, ts []Transfer, internal bool) ([]Result, error) {
 	ids := make([]string, len(ts))
 	for i, t := range ts {
 		ids[i] = t.ID
+	}
+	// Fast path: look up the ids and lock the balance rows together.
+	if lc, ok := tx.(lockChecker); ok {
+		if accts, ok := l.cachedAccounts(ts); ok {
+			w := newWork(l)
+			w.accts = accts
+			keys, err := w.lockKeys(ts)
+			if err != nil {
+				return nil, err
+			}
+			existing, rows, err := lc.TransfersByIDLockBalances(ctx, ids, keys)
+			if err != nil {
+				return nil, err
+			}
+			if len(existing) > 0 {
+				return l.compareExisting(ctx, tx, ts, existing)
+			}
+			return l.applyLocked(ctx, tx, ts, w, keys, rows)
+		}
 	}
 	existing, err := tx.TransfersByID(ctx, ids)
 	if err != nil {
@@ -487,14 +521,7 @@ func (l *Ledger) apply(ctx context.Context, tx Tx, ts []Transfer, internal bool)
 		return l.compareExisting(ctx, tx, ts, existing)
 	}
 
-	w := &work{
-		now:     l.clock.Now().UTC().Truncate(time.Microsecond),
-		rows:    map[ShardKey]*ShardBalance{},
-		dirty:   map[ShardKey]bool{},
-		holds:   map[string]*Transfer{},
-		created: map[string]*Transfer{},
-	}
-	w.date = l.cal.AccountingDate(w.now)
+	w := newWork(l)
 
 	// Holds first (lock order: hold rows, then balance rows, everywhere).
 	inBatch := map[string]bool{}
@@ -541,6 +568,55 @@ func (l *Ledger) apply(ctx context.Context, tx Tx, ts []Transfer, internal bool)
 	if err != nil {
 		return nil, err
 	}
+	keys, err := w.lockKeys(ts)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.LockBalances(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	return l.applyLocked(ctx, tx, ts, w, keys, rows)
+}
+
+func newWork(l *Ledger) *work {
+	w := &work{
+		now:     l.clock.Now().UTC().Truncate(time.Microsecond),
+		rows:    map[ShardKey]*ShardBalance{},
+		dirty:   map[ShardKey]bool{},
+		holds:   map[string]*Transfer{},
+		created: map[string]*Transfer{},
+	}
+	w.date = l.cal.AccountingDate(w.now)
+	return w
+}
+
+// cachedAccounts returns the accounts of a journal without posts or voids
+// when every one is in the cache.
+func (l *Ledger) cachedAccounts(ts []Transfer) (map[string]Account, bool) {
+	out := make(map[string]Account, 2*len(ts))
+	for _, t := range ts {
+		if t.Flags&(PostPending|VoidPending) != 0 {
+			return nil, false
+		}
+		for _, id := range []string{t.DebitAccountID, t.CreditAccountID} {
+			if _, ok := out[id]; ok {
+				continue
+			}
+			v, ok := l.meta.Load(id)
+			if !ok {
+				return nil, false
+			}
+			out[id] = v.(Account)
+		}
+	}
+	return out, true
+}
+
+// lockKeys returns the balance rows the journal must lock: each side's
+// shard, or every shard of a sharded account whose limit the side could
+// break; a resolved hold's rows.
+func (w *work) lockKeys(ts []Transfer) ([]ShardKey, error) {
 	keys := map[ShardKey]bool{}
 	for i, t := range ts {
 		if t.Flags&(PostPending|VoidPending) != 0 {
@@ -567,14 +643,15 @@ func (l *Ledger) apply(ctx context.Context, tx Tx, ts []Transfer, internal bool)
 			}
 		}
 	}
-	rows, err := tx.LockBalances(ctx, slices.Collect(maps.Keys(keys)))
-	if err != nil {
-		return nil, err
-	}
+	return slices.Collect(maps.Keys(keys)), nil
+}
+
+// applyLocked applies the journal to the locked rows and writes it.
+func (l *Ledger) applyLocked(ctx context.Context, tx Tx, ts []Transfer, w *work, keys []ShardKey, rows []ShardBalance) ([]Result, error) {
 	for i := range rows {
 		w.rows[rows[i].ShardKey] = &rows[i]
 	}
-	for k := range keys {
+	for _, k := range keys {
 		if w.rows[k] == nil {
 			return nil, paygate.EField(paygate.CodeAccountNotFound, "account_id", "account %q not found", k.AccountID)
 		}
@@ -589,19 +666,29 @@ func (l *Ledger) apply(ctx context.Context, tx Tx, ts []Transfer, internal bool)
 		out[i] = r
 	}
 
-	n, err := tx.InsertTransfers(ctx, out)
-	if err != nil {
-		return nil, err
-	}
-	if n != int64(len(out)) {
-		return nil, fmt.Errorf("ledger: transfer id inserted concurrently: %w", paygate.ErrRetry)
-	}
 	var dirty []ShardBalance
 	for k := range w.dirty {
 		dirty = append(dirty, *w.rows[k])
 	}
-	if err := tx.WriteBalances(ctx, dirty); err != nil {
-		return nil, err
+	if jw, ok := tx.(journalWriter); ok {
+		n, err := jw.WriteJournal(ctx, out, dirty)
+		if err != nil {
+			return nil, err
+		}
+		if n != int64(len(out)) {
+			return nil, fmt.Errorf("ledger: transfer id inserted concurrently: %w", paygate.ErrRetry)
+		}
+	} else {
+		n, err := tx.InsertTransfers(ctx, out)
+		if err != nil {
+			return nil, err
+		}
+		if n != int64(len(out)) {
+			return nil, fmt.Errorf("ledger: transfer id inserted concurrently: %w", paygate.ErrRetry)
+		}
+		if err := tx.WriteBalances(ctx, dirty); err != nil {
+			return nil, err
+		}
 	}
 	for id, h := range w.holds {
 		if h.HoldStatus != HoldPending {

@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"paygate"
@@ -112,6 +115,88 @@ func (tx *Tx) LockBalances(ctx context.Context, keys []ledger.ShardKey) ([]ledge
 	return out, wrapDB(rows.Err())
 }
 
+// TransfersByIDLockBalances is the ledger's one-round-trip fast path for
+// TransfersByID(ids) followed by LockBalances(keys): one statement locks the
+// balance rows (in (account, shard) order, as LockBalances does) and lists
+// which ids exist. Only when some do (a resubmission) are their rows read.
+func (tx *Tx) TransfersByIDLockBalances(ctx context.Context, ids []string, keys []ledger.ShardKey) ([]ledger.Transfer, []ledger.ShardBalance, error) {
+	args := make([]any, 0, 2*len(keys)+len(ids))
+	for _, k := range keys {
+		args = append(args, k.AccountID, k.Shard)
+	}
+	args = append(args, anys(ids)...)
+	rows, err := tx.tx.QueryContext(ctx, `WITH b AS MATERIALIZED (SELECT account_id, shard, flags, debits_pending, debits_posted, credits_pending, credits_posted
+		FROM ledger_balances WHERE (account_id, shard) IN (VALUES `+tuples(len(keys), "", "INTEGER")+`)
+		ORDER BY account_id, shard`+tx.db.lockSuffix+`)
+		SELECT account_id, shard, flags, debits_pending, debits_posted, credits_pending, credits_posted FROM b
+		UNION ALL
+		SELECT id, -1, 0, 0, 0, 0, 0 FROM ledger_transfers WHERE id IN (`+placeholders(2*len(keys)+1, len(ids))+`)`, args...)
+	if err != nil {
+		return nil, nil, wrapDB(err)
+	}
+	defer rows.Close()
+	out := make([]ledger.ShardBalance, 0, len(keys))
+	var existing []string
+	for rows.Next() {
+		var r ledger.ShardBalance
+		if err := rows.Scan(&r.AccountID, &r.Shard, &r.Flags, &r.DebitsPending, &r.DebitsPosted, &r.CreditsPending, &r.CreditsPosted); err != nil {
+			return nil, nil, wrapDB(err)
+		}
+		if r.Shard < 0 {
+			existing = append(existing, r.AccountID)
+			continue
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, wrapDB(err)
+	}
+	rows.Close()
+	if len(existing) == 0 {
+		return nil, out, nil
+	}
+	ts, err := tx.TransfersByID(ctx, existing)
+	return ts, out, err
+}
+
+// WriteJournal is the ledger's one-round-trip fast path for
+// InsertTransfers(ts) followed, when every transfer was inserted, by
+// WriteBalances(rows). On PostgreSQL both are one statement (the UPDATE a
+// data-modifying CTE that runs only if the INSERT inserted every row); on
+// SQLite, where statements cost no round trip, they are the two calls.
+func (tx *Tx) WriteJournal(ctx context.Context, ts []ledger.Transfer, rows []ledger.ShardBalance) (int64, error) {
+	if tx.db.Dialect != Postgres || len(rows) == 0 {
+		n, err := tx.InsertTransfers(ctx, ts)
+		if err != nil || n != int64(len(ts)) {
+			return n, err
+		}
+		return n, tx.WriteBalances(ctx, rows)
+	}
+	ins, args := insertTransfersSQL(ts)
+	p := len(args) + 1
+	args = append(args, len(ts))
+	count := p
+	var b strings.Builder
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "($%d, CAST($%d AS INTEGER), CAST($%d AS BIGINT), CAST($%d AS BIGINT), CAST($%d AS BIGINT), CAST($%d AS BIGINT))",
+			p+1, p+2, p+3, p+4, p+5, p+6)
+		p += 6
+		args = append(args, r.AccountID, r.Shard, r.DebitsPending, r.DebitsPosted, r.CreditsPending, r.CreditsPosted)
+	}
+	var n int64
+	err := tx.tx.QueryRowContext(ctx, `WITH ins AS (`+ins+` RETURNING 1),
+		upd AS (UPDATE ledger_balances SET debits_pending = v.column3, debits_posted = v.column4,
+			credits_pending = v.column5, credits_posted = v.column6
+			FROM (VALUES `+b.String()+`) AS v
+			WHERE ledger_balances.account_id = v.column1 AND ledger_balances.shard = v.column2
+			AND (SELECT count(*) FROM ins) = $`+strconv.Itoa(count)+`)
+		SELECT count(*) FROM ins`, args...).Scan(&n)
+	return n, wrapDB(err)
+}
+
 // WriteBalances implements ledger.Tx with one UPDATE ... FROM (VALUES ...).
 func (tx *Tx) WriteBalances(ctx context.Context, rs []ledger.ShardBalance) error {
 	if len(rs) == 0 {
@@ -190,6 +275,18 @@ func (tx *Tx) LockExpiredHolds(ctx context.Context, now time.Time, limit int) ([
 
 // InsertTransfers implements ledger.Tx with one multi-row INSERT.
 func (tx *Tx) InsertTransfers(ctx context.Context, ts []ledger.Transfer) (int64, error) {
+	query, args := insertTransfersSQL(ts)
+	res, err := tx.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, wrapDB(err)
+	}
+	n, err := res.RowsAffected()
+	return n, wrapDB(err)
+}
+
+// insertTransfersSQL returns the multi-row INSERT of ts, skipping ids that
+// exist, with its arguments ($1 to $len(args)).
+func insertTransfersSQL(ts []ledger.Transfer) (string, []any) {
 	const width = 16
 	args := make([]any, 0, width*len(ts))
 	for _, t := range ts {
@@ -226,14 +323,9 @@ func (tx *Tx) InsertTransfers(ctx context.Context, ts []ledger.Transfer) (int64,
 		b = appendInt(b, width*len(ts)+1)
 		b = append(b, ')')
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, debit_shard, credit_shard,
+	return `INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, debit_shard, credit_shard,
 		amount, currency, kind, flags, pending_id, timeout_s, expires_at, hold_status, code, ref, accounting_date, created_at)
-		VALUES `+string(b)+` ON CONFLICT (id) DO NOTHING`, args...)
-	if err != nil {
-		return 0, wrapDB(err)
-	}
-	n, err := res.RowsAffected()
-	return n, wrapDB(err)
+		VALUES ` + string(b) + ` ON CONFLICT (id) DO NOTHING`, args
 }
 
 func firstCreated(ts []ledger.Transfer) time.Time {
