@@ -8,6 +8,7 @@ require (
 	github.com/pressly/goose/v3 v3.29.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/stretchr/testify v1.12.1
+	github.com/wechatpay-apiv3/wechatpay-go v0.2.21
 	modernc.org/sqlite v1.60.1
 	pgregory.net/rapid v1.3.0
 )
