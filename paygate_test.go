@@ -157,3 +157,24 @@ func TestManualClock(t *testing.T) {
 	c.Set(time.Unix(5, 0))
 	require.Equal(t, time.Unix(5, 0), c.Now())
 }
+
+func TestMerchantFee(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		bps, amount, fee int64
+	}{
+		{60, 10_000, 60},
+		{60, 1, 0},
+		{60, 84, 1}, // 0.504 rounds up
+		{60, 83, 0}, // 0.498 rounds down
+		{0, 10_000, 0},
+		{10_000, 77, 77},
+		{60, math.MaxInt64, math.MaxInt64/10_000*60 + (math.MaxInt64%10_000*60+5_000)/10_000},
+	}
+	for _, c := range cases {
+		m := paygate.Merchant{FeeRateBps: c.bps}
+		require.Equal(t, c.fee, m.Fee(c.amount), "%d bps of %d", c.bps, c.amount)
+	}
+	require.True(t, paygate.MerchantLive.CanTransact())
+	require.False(t, paygate.MerchantSuspended.CanTransact())
+}

@@ -1,0 +1,43 @@
+package ledger
+
+import "paygate"
+
+// Account codes of paygate's chart of accounts.
+const (
+	CodeChannelClearing = 100 // asset: money the channel owes us for confirmed payments
+	CodeCustomerDeposit = 200 // liability: a customer's account balance
+	CodeMerchantPending = 300 // liability: merchant funds not yet settled
+	CodeMerchantSettled = 310 // liability: merchant funds settled and available
+	CodePlatformFee     = 400 // income: fees kept by the platform
+	CodeSuspense        = 900 // liability: money awaiting review (e.g. paid after close)
+	HotShards           = 16  // shards of accounts every payment touches
+)
+
+// ChannelClearing is the clearing account of a channel in a currency: debited
+// by every payment the channel confirms. It is hot, so it is sharded.
+func ChannelClearing(channel string, cur paygate.Currency) Account {
+	return Account{ID: "chan:" + channel + ":" + string(cur), Currency: cur, Code: CodeChannelClearing, Owner: "channel:" + channel, Normal: Debit, Shards: HotShards}
+}
+
+// PlatformFee is the platform's fee income account in a currency, credited
+// by every payment; sharded because it is hot.
+func PlatformFee(cur paygate.Currency) Account {
+	return Account{ID: "platform:fee:" + string(cur), Currency: cur, Code: CodePlatformFee, Owner: "platform", Normal: Credit, Shards: HotShards}
+}
+
+// MerchantPending is a merchant's pending-settlement account in a currency.
+// It may not go negative.
+func MerchantPending(mchID string, cur paygate.Currency) Account {
+	return Account{ID: "mch:" + mchID + ":pending:" + string(cur), Currency: cur, Code: CodeMerchantPending, Owner: mchID, Normal: Credit, Flags: DebitsMustNotExceedCredits}
+}
+
+// MerchantSettled is a merchant's settled, available balance in a currency.
+func MerchantSettled(mchID string, cur paygate.Currency) Account {
+	return Account{ID: "mch:" + mchID + ":settled:" + string(cur), Currency: cur, Code: CodeMerchantSettled, Owner: mchID, Normal: Credit, Flags: DebitsMustNotExceedCredits}
+}
+
+// Suspense holds money that arrived but cannot be booked normally (a payment
+// confirmed after its order closed) until it is refunded or reviewed.
+func Suspense(cur paygate.Currency) Account {
+	return Account{ID: "platform:suspense:" + string(cur), Currency: cur, Code: CodeSuspense, Owner: "platform", Normal: Credit}
+}
