@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"paygate"
+	"paygate/httpapi"
+	"paygate/ledger"
+	"paygate/metrics"
+)
+
+// serve runs `paygate serve`: open the database, migrate it, serve HTTP and
+// run the background jobs until SIGTERM or SIGINT, then shut down in order:
+// stop accepting, let in-flight requests finish (up to ShutdownTimeout),
+// stop the jobs, close the database. It never serves a database it could
+// not fully migrate. A second signal during shutdown kills the process.
+func (a *app) serve(args []string) int {
+	cfg, rest, err := parseConfig("serve", args, a.getenv, a.stderr, nil)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return a.fail(exitUsage, "serve", "%v", err)
+	}
+	if len(rest) > 0 {
+		return a.fail(exitUsage, "serve", "unexpected arguments %q", rest)
+	}
+	log := newLogger(a.stderr, cfg)
+	slog.SetDefault(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	db, schemaVersion, err := openAndMigrate(ctx, cfg)
+	if err != nil {
+		return a.fail(exitFailure, "serve", "%v", err)
+	}
+	dbClosed := false
+	defer func() {
+		if !dbClosed {
+			db.Close()
+		}
+	}()
+
+	reg := newRegistry(db)
+	svc := metrics.Ledger(reg, ledger.New(db.Ledger(), paygate.SystemClock{}, cfg.Calendar))
+	var handler http.Handler = httpapi.New(httpapi.Config{Logger: log, Registry: reg, DB: db})
+	if a.wrapHandler != nil {
+		handler = a.wrapHandler(handler)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return a.fail(exitFailure, "serve", "cannot listen on %s: %v", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(func() {
+		log.Info("draining: no longer accepting connections, waiting for in-flight requests")
+	})
+
+	jobsCtx, stopJobs := context.WithCancel(context.Background())
+	var jobs sync.WaitGroup
+	ticker := time.NewTicker(cfg.ExpireInterval)
+	jobs.Go(func() { runExpiry(jobsCtx, svc, ticker.C, expireBatch, expireMaxRounds, log) })
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "database", cfg.Database(),
+		"schema_version", schemaVersion, "version", version, "timezone", cfg.Calendar.Location.String(),
+		"cutoff", fmt.Sprintf("%02d:%02d", int(cfg.Calendar.Cutoff.Hours()), int(cfg.Calendar.Cutoff.Minutes())%60))
+
+	status := exitOK
+	select {
+	case <-ctx.Done():
+		stop() // a second signal now terminates at once
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	case err := <-served:
+		log.Error("server failed", "error", err)
+		status = exitFailure
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("in-flight requests did not finish in time; closing their connections", "error", err)
+		srv.Close()
+		status = exitFailure
+	}
+	cancel()
+
+	stopJobs()
+	ticker.Stop()
+	jobs.Wait()
+
+	dbClosed = true
+	if err := db.Close(); err != nil {
+		log.Error("closing the database", "error", err)
+		status = exitFailure
+	}
+	log.Info("stopped")
+	return status
+}
