@@ -1,0 +1,352 @@
+// Package sim is the simulated channel of the sandbox. It behaves like a real
+// channel — it accepts a payment synchronously and reports the result later
+// through an authenticated callback — and each payment can be told how to
+// end (see Outcome): succeed, fail, time out, confirm twice, or confirm
+// late. Time and asynchrony are injected (a paygate.Clock and a Dispatcher),
+// so tests drive it deterministically without sleeping.
+//
+// Callbacks are authenticated with HMAC-SHA256 under a per-channel secret:
+// headers Sim-Timestamp (Unix seconds), Sim-Nonce and Sim-Signature, the
+// base64 MAC over "TIMESTAMP\nNONCE\nBODY\n". VerifyCallback checks them.
+//
+// The simulator keeps its payments in memory: a restart forgets payments in
+// flight, which Query then reports as channel.ErrUnknownPayment.
+package sim
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"paygate"
+	"paygate/channel"
+)
+
+// Name is the simulated channel's name.
+const Name = "sim"
+
+// Outcome tells the simulator how a payment ends.
+type Outcome string
+
+// The outcomes a sandbox payment can be told to have.
+const (
+	// Success confirms the payment after Config.Delay.
+	Success Outcome = "success"
+	// Fail reports a failed payment after Config.Delay.
+	Fail Outcome = "fail"
+	// Timeout accepts the payment but never calls back; Query reports it
+	// PROCESSING until Config.RevealAfter has passed, then SUCCESS.
+	Timeout Outcome = "timeout"
+	// Duplicate confirms the payment twice, Config.Delay apart.
+	Duplicate Outcome = "duplicate"
+	// Late confirms the payment Config.LateDelay after the order's
+	// expiry (so after the order was closed, if the expiry job ran).
+	Late Outcome = "late"
+)
+
+// Outcomes lists every outcome, for help texts and tests.
+var Outcomes = []Outcome{Success, Fail, Timeout, Duplicate, Late}
+
+// ParseOutcome validates an outcome name; "" means Success. Errors:
+// CodeInvalidArgument naming the field "outcome".
+func ParseOutcome(s string) (Outcome, error) {
+	if s == "" {
+		return Success, nil
+	}
+	for _, o := range Outcomes {
+		if string(o) == s {
+			return o, nil
+		}
+	}
+	return "", paygate.EField(paygate.CodeInvalidArgument, "outcome", "outcome must be one of success, fail, timeout, duplicate, late")
+}
+
+// Callback header names.
+const (
+	HeaderTimestamp = "Sim-Timestamp"
+	HeaderNonce     = "Sim-Nonce"
+	HeaderSignature = "Sim-Signature"
+)
+
+// Window is how far a callback's timestamp may be from the verifier's clock.
+const Window = 5 * time.Minute
+
+// MinSecretLen is the shortest callback secret New accepts.
+const MinSecretLen = 32
+
+// FailCode is the FailCode of payments told to fail.
+const FailCode = "SIM_DECLINED"
+
+// Deliver sends one callback (headers and exact body) to paygate: in
+// production an HTTP POST to the callback endpoint, or a direct call to
+// payment.Service.Callback. A non-nil error makes the simulator retry.
+type Deliver func(ctx context.Context, h http.Header, body []byte) error
+
+// Config configures a simulator. Secret, Clock, Dispatcher and Deliver are
+// required; zero durations take the defaults shown.
+type Config struct {
+	Secret      []byte        // HMAC key for callbacks, at least MinSecretLen bytes
+	Clock       paygate.Clock // stamps payments and callbacks
+	Dispatcher  Dispatcher    // runs callbacks later
+	Deliver     Deliver       // sends callbacks
+	Delay       time.Duration // accept → callback; default 2s
+	LateDelay   time.Duration // order expiry → late callback; default 1m
+	RevealAfter time.Duration // accept → Query knows a timed-out payment; default 1m
+	RetryDelay  time.Duration // failed delivery → next try; default 15s
+	MaxTries    int           // deliveries of one callback; default 8
+	Logger      *slog.Logger  // default slog.Default()
+}
+
+// Sim is the simulated channel. It implements channel.Channel and
+// channel.CallbackVerifier and is safe for concurrent use.
+type Sim struct {
+	cfg Config
+	mu  sync.Mutex
+	// payments by attempt id, and attempt ids by trade number.
+	payments map[string]*payment
+	byTrade  map[string]string
+}
+
+type payment struct {
+	req        channel.PayRequest
+	outcome    Outcome
+	tradeNo    string
+	acceptedAt time.Time
+	finalAt    time.Time // when the result becomes known
+	final      channel.Status
+}
+
+var (
+	_ channel.Channel          = (*Sim)(nil)
+	_ channel.CallbackVerifier = (*Sim)(nil)
+)
+
+// New returns a simulator. Errors: CodeInvalidArgument for a missing
+// dependency or a short secret.
+func New(cfg Config) (*Sim, error) {
+	switch {
+	case len(cfg.Secret) < MinSecretLen:
+		return nil, paygate.E(paygate.CodeInvalidArgument, "sim: the callback secret must be at least %d bytes", MinSecretLen)
+	case cfg.Clock == nil || cfg.Dispatcher == nil || cfg.Deliver == nil:
+		return nil, paygate.E(paygate.CodeInvalidArgument, "sim: Clock, Dispatcher and Deliver are required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Delay, 2*time.Second)
+	def(&cfg.LateDelay, time.Minute)
+	def(&cfg.RevealAfter, time.Minute)
+	def(&cfg.RetryDelay, 15*time.Second)
+	if cfg.MaxTries <= 0 {
+		cfg.MaxTries = 8
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Secret = bytes.Clone(cfg.Secret)
+	return &Sim{cfg: cfg, payments: map[string]*payment{}, byTrade: map[string]string{}}, nil
+}
+
+// Name returns "sim".
+func (s *Sim) Name() string { return Name }
+
+// Pay accepts a payment at once and schedules its result as req.Scenario
+// says (an Outcome; "" is Success). Paying the same AttemptID again returns
+// the first acceptance and schedules nothing. Errors (all matching
+// channel.ErrDeclined, nothing scheduled): an unknown scenario, a missing
+// attempt id, a non-positive amount, an unknown currency.
+func (s *Sim) Pay(ctx context.Context, req channel.PayRequest) (channel.Accepted, error) {
+	outcome, err := ParseOutcome(req.Scenario)
+	if err != nil {
+		return channel.Accepted{}, fmt.Errorf("sim: %w: %w", err, channel.ErrDeclined)
+	}
+	if req.AttemptID == "" || req.Amount <= 0 || !req.Currency.Valid() {
+		return channel.Accepted{}, fmt.Errorf("sim: malformed payment: %w", channel.ErrDeclined)
+	}
+	now := s.cfg.Clock.Now().UTC()
+	s.mu.Lock()
+	if p, ok := s.payments[req.AttemptID]; ok {
+		s.mu.Unlock()
+		return channel.Accepted{ChannelTradeNo: p.tradeNo, AcceptedAt: p.acceptedAt}, nil
+	}
+	p := &payment{req: req, outcome: outcome, tradeNo: "sim_" + randHex(16), acceptedAt: now, final: channel.StatusSuccess}
+	switch outcome {
+	case Success, Duplicate:
+		p.finalAt = now.Add(s.cfg.Delay)
+	case Fail:
+		p.finalAt, p.final = now.Add(s.cfg.Delay), channel.StatusFailed
+	case Timeout:
+		p.finalAt = now.Add(s.cfg.RevealAfter)
+	case Late:
+		base := now
+		if req.ExpiresAt.After(base) {
+			base = req.ExpiresAt
+		}
+		p.finalAt = base.Add(s.cfg.LateDelay)
+	}
+	s.payments[req.AttemptID] = p
+	s.byTrade[p.tradeNo] = req.AttemptID
+	s.mu.Unlock()
+
+	switch outcome {
+	case Success, Fail, Late:
+		s.schedule(p, p.finalAt.Sub(now), 1)
+	case Duplicate:
+		s.schedule(p, p.finalAt.Sub(now), 1)
+		s.schedule(p, p.finalAt.Sub(now)+s.cfg.Delay, 1)
+	}
+	return channel.Accepted{ChannelTradeNo: p.tradeNo, AcceptedAt: now}, nil
+}
+
+// Query reports a payment: PROCESSING until its result is due, then the
+// result. Errors: channel.ErrUnknownPayment when the simulator has no such
+// payment (never paid, or paid before a restart).
+func (s *Sim) Query(ctx context.Context, q channel.QueryRequest) (channel.Result, error) {
+	s.mu.Lock()
+	id := q.AttemptID
+	if q.ChannelTradeNo != "" {
+		if a, ok := s.byTrade[q.ChannelTradeNo]; ok && (id == "" || id == a) {
+			id = a
+		} else {
+			id = ""
+		}
+	}
+	p, ok := s.payments[id]
+	s.mu.Unlock()
+	if !ok || (q.OrderID != "" && q.OrderID != p.req.OrderID) {
+		return channel.Result{}, fmt.Errorf("sim: query: %w", channel.ErrUnknownPayment)
+	}
+	return s.result(p, s.cfg.Clock.Now()), nil
+}
+
+// result is the payment as the channel knows it at now.
+func (s *Sim) result(p *payment, now time.Time) channel.Result {
+	r := channel.Result{
+		Channel: Name, ChannelTradeNo: p.tradeNo, AttemptID: p.req.AttemptID, OrderID: p.req.OrderID,
+		Status: channel.StatusProcessing, Amount: p.req.Amount, Currency: p.req.Currency,
+	}
+	if !now.Before(p.finalAt) {
+		r.Status = p.final
+		if p.final == channel.StatusSuccess {
+			r.PaidAt = p.finalAt
+		} else {
+			r.FailCode = FailCode
+		}
+	}
+	return r
+}
+
+// schedule delivers p's result after d; try counts deliveries of this one
+// callback.
+func (s *Sim) schedule(p *payment, d time.Duration, try int) {
+	s.cfg.Dispatcher.After(d, func() { s.deliver(p, try) })
+}
+
+func (s *Sim) deliver(p *payment, try int) {
+	r := s.result(p, p.finalAt)
+	body, err := json.Marshal(r)
+	if err != nil {
+		s.cfg.Logger.Error("sim: encode callback", "error", err)
+		return
+	}
+	h := s.Sign(s.cfg.Clock.Now(), randHex(16), body)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.cfg.Deliver(ctx, h, body); err != nil {
+		if try >= s.cfg.MaxTries {
+			s.cfg.Logger.Warn("sim: callback not accepted; giving up", "attempt_id", p.req.AttemptID, "tries", try, "error", err)
+			return
+		}
+		s.cfg.Logger.Info("sim: callback not accepted; will retry", "attempt_id", p.req.AttemptID, "try", try, "error", err)
+		s.schedule(p, s.cfg.RetryDelay, try+1)
+	}
+}
+
+// Sign returns the callback headers for body at time t with the nonce,
+// under the simulator's secret.
+func (s *Sim) Sign(t time.Time, nonce string, body []byte) http.Header {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	h := http.Header{}
+	h.Set(HeaderTimestamp, ts)
+	h.Set(HeaderNonce, nonce)
+	h.Set(HeaderSignature, base64.StdEncoding.EncodeToString(mac(s.cfg.Secret, ts, nonce, body)))
+	return h
+}
+
+func mac(secret []byte, ts, nonce string, body []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts + "\n" + nonce + "\n"))
+	m.Write(body)
+	m.Write([]byte("\n"))
+	return m.Sum(nil)
+}
+
+// maxBody bounds a callback body.
+const maxBody = 16 << 10
+
+// VerifyCallback authenticates a callback (signature over the exact body,
+// timestamp within Window of the simulator's clock) and decodes its Result.
+// Errors: CodeUnauthenticated for a missing, malformed, stale or wrong
+// signature; CodeInvalidArgument for an authentic but malformed body (unknown
+// fields, wrong channel, non-final status). It never echoes the signature.
+func (s *Sim) VerifyCallback(h http.Header, body []byte) (channel.Result, error) {
+	unauth := func(msg string) (channel.Result, error) {
+		return channel.Result{}, paygate.E(paygate.CodeUnauthenticated, "sim callback: %s", msg)
+	}
+	ts, nonce, sig := h.Get(HeaderTimestamp), h.Get(HeaderNonce), h.Get(HeaderSignature)
+	if ts == "" || nonce == "" || sig == "" {
+		return unauth("missing signature headers")
+	}
+	if len(body) > maxBody || len(nonce) > 64 || len(ts) > 20 {
+		return unauth("oversized callback")
+	}
+	for i := 0; i < len(ts); i++ {
+		if ts[i] < '0' || ts[i] > '9' {
+			return unauth("malformed timestamp")
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || sec <= 0 {
+		return unauth("malformed timestamp")
+	}
+	now := s.cfg.Clock.Now()
+	if d := now.Sub(time.Unix(sec, 0)); d > Window || d < -Window {
+		return unauth("timestamp outside the window")
+	}
+	want := base64.StdEncoding.EncodeToString(mac(s.cfg.Secret, ts, nonce, body))
+	if !hmac.Equal([]byte(sig), []byte(want)) { // the exact canonical encoding only
+		return unauth("bad signature")
+	}
+	var r channel.Result
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil || dec.More() {
+		return channel.Result{}, paygate.E(paygate.CodeInvalidArgument, "sim callback: malformed body")
+	}
+	if r.Channel != Name {
+		return channel.Result{}, paygate.EField(paygate.CodeInvalidArgument, "channel", "sim callback: wrong channel")
+	}
+	if !r.Status.Final() {
+		return channel.Result{}, paygate.EField(paygate.CodeInvalidArgument, "status", "sim callback: status must be final")
+	}
+	return r, nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
