@@ -204,12 +204,13 @@ func shardOf(id string, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// slice is the longest stretch one workload runs before the other takes
-// over: a step alternates ledger and raw slices so that both see the same
-// background noise on a shared machine.
+// slice is how long one workload runs at one client count before the next
+// takes over. A run interleaves every (client count, workload) pair in
+// slices, round after round, so that all figures, and so both ratios the
+// goals are about, see the same background load on a shared machine.
 const slice = 500 * time.Millisecond
 
-// tally accumulates one workload's slices of a step.
+// tally accumulates one workload's slices at one client count.
 type tally struct {
 	hist     Histogram
 	journals int64
@@ -221,32 +222,54 @@ func (t *tally) measure() Measure {
 		P50: t.hist.Quantile(0.50), P99: t.hist.Quantile(0.99)}
 }
 
-// step runs n clients of each workload for d in total, in alternating
-// slices (ledger first in even slices, raw first in odd ones).
-func step(ctx context.Context, n int, d time.Duration, ledgerSet, rawSet accountSet, ledgerW, rawW workload) (Step, error) {
+// steps runs each client count of both workloads for d in total, in
+// interleaved slices: round r visits the client counts starting from the
+// r-th, and alternates which workload goes first.
+func steps(ctx context.Context, counts []int, d time.Duration, ledgerSet, rawSet accountSet, ledgerW, rawW workload, progress func(round, rounds int)) ([]Step, error) {
 	rounds := max(1, int((d+slice-1)/slice))
-	var lt, rt tally
-	ledgerClients, rawClients := ledgerSet.clients(n), rawSet.clients(n)
+	type pair struct {
+		ledger, raw tally
+		lcs, rcs    []*client
+	}
+	ps := make([]pair, len(counts))
+	for i, n := range counts {
+		ps[i].lcs, ps[i].rcs = ledgerSet.clients(n), rawSet.clients(n)
+	}
 	for r := range rounds {
 		part := d / time.Duration(rounds)
 		if r == rounds-1 {
 			part = d - part*time.Duration(rounds-1)
 		}
-		runs := []func() error{
-			func() error { return run(ctx, ledgerClients, part, ledgerW, &lt) },
-			func() error { return run(ctx, rawClients, part, rawW, &rt) },
-		}
-		if r%2 == 1 {
-			runs[0], runs[1] = runs[1], runs[0]
-		}
-		for i, f := range runs {
-			if err := f(); err != nil {
-				name := []string{"ledger", "raw"}[(i+r)%2]
-				return Step{}, fmt.Errorf("%s, %d clients: %w", name, n, err)
+		for j := range counts {
+			i := (j + r) % len(counts)
+			p := &ps[i]
+			order := []bool{true, false} // ledger first
+			if (r+j)%2 == 1 {
+				order = []bool{false, true}
+			}
+			for _, isLedger := range order {
+				var err error
+				if isLedger {
+					err = run(ctx, p.lcs, part, ledgerW, &p.ledger)
+				} else {
+					err = run(ctx, p.rcs, part, rawW, &p.raw)
+				}
+				if err != nil {
+					name := "raw"
+					if isLedger {
+						name = "ledger"
+					}
+					return nil, fmt.Errorf("%s, %d clients: %w", name, counts[i], err)
+				}
 			}
 		}
+		progress(r+1, rounds)
 	}
-	return Step{Clients: n, Ledger: lt.measure(), Raw: rt.measure()}, nil
+	out := make([]Step, len(counts))
+	for i, n := range counts {
+		out[i] = Step{Clients: n, Ledger: ps[i].ledger.measure(), Raw: ps[i].raw.measure()}
+	}
+	return out, nil
 }
 
 // run drives the clients with w for d and adds what they achieved to t.
@@ -357,13 +380,15 @@ func runDatabase(ctx context.Context, cfg LedgerConfig, rawURL string, progress 
 		return rep, fmt.Errorf("raw warm-up: %w", err)
 	}
 
-	for _, n := range cfg.Clients {
-		s, err := step(ctx, n, cfg.Duration, ledgerSet, rawSet, ledgerW, rawW)
-		if err != nil {
-			return rep, err
+	total := time.Duration(2*len(cfg.Clients)) * cfg.Duration
+	fmt.Fprintf(progress, "%s: measuring for %s in %s slices\n", db.Dialect, total, slice)
+	rep.Steps, err = steps(ctx, cfg.Clients, cfg.Duration, ledgerSet, rawSet, ledgerW, rawW, func(r, rounds int) {
+		if r%10 == 0 && r < rounds {
+			fmt.Fprintf(progress, "%s: round %d of %d\n", db.Dialect, r, rounds)
 		}
-		fmt.Fprintf(progress, "%s: %d clients: ledger %.0f journals/s, raw %.0f journals/s\n", db.Dialect, n, s.Ledger.JournalsPerSec(), s.Raw.JournalsPerSec())
-		rep.Steps = append(rep.Steps, s)
+	})
+	if err != nil {
+		return rep, err
 	}
 	rep.Balanced, err = balanced(ctx, db.SQL, prefix)
 	return rep, err
