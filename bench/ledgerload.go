@@ -29,7 +29,7 @@ const (
 	customersEach  = 4                 // customer accounts per client
 	merchantsEach  = 2                 // merchant accounts per client
 	customerFunds  = 1_000_000_000_000 // minor units credited to each customer up front
-	warmupJournals = 20                // per connection, before measuring
+	warmupJournals = 20                // per client, before measuring
 )
 
 // accountSet is one workload's accounts: each client has its own customers
@@ -312,9 +312,9 @@ func run(ctx context.Context, clients []*client, d time.Duration, w workload, t 
 	return nil
 }
 
-// warm runs a fixed number of journals on n clients, unmeasured, so that
-// every pooled connection has its statements prepared and the ledger its
-// account cache filled before the first measured step.
+// warm runs n journals on each of the clients, unmeasured, so that every
+// pooled connection has its statements prepared and the ledger has every
+// account in its cache before the first measured slice.
 func warm(ctx context.Context, set accountSet, clients, n int, w workload) error {
 	var wg sync.WaitGroup
 	errs := make([]error, clients)
@@ -368,15 +368,10 @@ func runDatabase(ctx context.Context, cfg LedgerConfig, rawURL string, progress 
 		return rep, err
 	}
 	ledgerW, rawW := ledgerWorkload(l), rawWorkload(db.SQL, cal)
-	pool := db.SQL.Stats().MaxOpenConnections
-	if pool <= 0 {
-		pool = maxClients
-	}
-	warmClients := min(maxClients, pool)
-	if err := warm(ctx, ledgerSet, warmClients, warmupJournals, ledgerW); err != nil {
+	if err := warm(ctx, ledgerSet, maxClients, warmupJournals, ledgerW); err != nil {
 		return rep, fmt.Errorf("ledger warm-up: %w", err)
 	}
-	if err := warm(ctx, rawSet, warmClients, warmupJournals, rawW); err != nil {
+	if err := warm(ctx, rawSet, maxClients, warmupJournals, rawW); err != nil {
 		return rep, fmt.Errorf("raw warm-up: %w", err)
 	}
 
