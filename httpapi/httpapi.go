@@ -100,6 +100,8 @@ type muxErrorWriter struct {
 	replaced bool
 }
 
+// WriteHeader answers a 404 or 405 with the error JSON and passes any
+// other status on.
 func (m *muxErrorWriter) WriteHeader(status int) {
 	var err *paygate.Error
 	switch status {
@@ -116,6 +118,7 @@ func (m *muxErrorWriter) WriteHeader(status int) {
 	WriteError(m.ResponseWriter, err)
 }
 
+// Write drops the mux's plain-text body once the JSON answer is written.
 func (m *muxErrorWriter) Write(b []byte) (int, error) {
 	if m.replaced {
 		return len(b), nil // the mux's plain-text body; ours is written

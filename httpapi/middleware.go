@@ -160,6 +160,7 @@ type recorder struct {
 	stack       []byte
 }
 
+// WriteHeader records the first final status and passes it on.
 func (r *recorder) WriteHeader(status int) {
 	if !r.wroteHeader && status >= 200 {
 		r.status, r.wroteHeader = status, true
@@ -167,6 +168,7 @@ func (r *recorder) WriteHeader(status int) {
 	r.ResponseWriter.WriteHeader(status)
 }
 
+// Write counts the bytes of the body and passes them on.
 func (r *recorder) Write(b []byte) (int, error) {
 	if !r.wroteHeader {
 		r.status, r.wroteHeader = http.StatusOK, true

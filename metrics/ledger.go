@@ -82,6 +82,7 @@ func (l *instrumentedLedger) observe(method string, start time.Time, err error) 
 	l.m.calls.WithLabelValues(method, code).Inc()
 }
 
+// CreateAccounts delegates to the wrapped ledger and records the call.
 func (l *instrumentedLedger) CreateAccounts(ctx context.Context, accounts []ledger.Account) ([]ledger.Account, error) {
 	start := time.Now()
 	out, err := l.next.CreateAccounts(ctx, accounts)
@@ -89,6 +90,7 @@ func (l *instrumentedLedger) CreateAccounts(ctx context.Context, accounts []ledg
 	return out, err
 }
 
+// CloseAccount delegates to the wrapped ledger and records the call.
 func (l *instrumentedLedger) CloseAccount(ctx context.Context, id string) error {
 	start := time.Now()
 	err := l.next.CloseAccount(ctx, id)
@@ -96,6 +98,7 @@ func (l *instrumentedLedger) CloseAccount(ctx context.Context, id string) error 
 	return err
 }
 
+// LookupAccounts delegates to the wrapped ledger and records the call.
 func (l *instrumentedLedger) LookupAccounts(ctx context.Context, ids []string) ([]ledger.Account, error) {
 	start := time.Now()
 	out, err := l.next.LookupAccounts(ctx, ids)
@@ -103,6 +106,8 @@ func (l *instrumentedLedger) LookupAccounts(ctx context.Context, ids []string) (
 	return out, err
 }
 
+// CreateTransfers delegates to the wrapped ledger, records the call and
+// counts the transfers it newly recorded by kind.
 func (l *instrumentedLedger) CreateTransfers(ctx context.Context, transfers []ledger.Transfer) ([]ledger.Result, error) {
 	start := time.Now()
 	res, err := l.next.CreateTransfers(ctx, transfers)
@@ -117,6 +122,7 @@ func (l *instrumentedLedger) CreateTransfers(ctx context.Context, transfers []le
 	return res, err
 }
 
+// LookupTransfers delegates to the wrapped ledger and records the call.
 func (l *instrumentedLedger) LookupTransfers(ctx context.Context, ids []string) ([]ledger.Transfer, error) {
 	start := time.Now()
 	out, err := l.next.LookupTransfers(ctx, ids)
@@ -124,6 +130,7 @@ func (l *instrumentedLedger) LookupTransfers(ctx context.Context, ids []string) 
 	return out, err
 }
 
+// ListTransfers delegates to the wrapped ledger and records the call.
 func (l *instrumentedLedger) ListTransfers(ctx context.Context, accountID, cursor string, limit int) (ledger.TransferPage, error) {
 	start := time.Now()
 	page, err := l.next.ListTransfers(ctx, accountID, cursor, limit)
@@ -131,6 +138,7 @@ func (l *instrumentedLedger) ListTransfers(ctx context.Context, accountID, curso
 	return page, err
 }
 
+// TrialBalance delegates to the wrapped ledger and records the call.
 func (l *instrumentedLedger) TrialBalance(ctx context.Context, date paygate.Date) (ledger.TrialBalance, error) {
 	start := time.Now()
 	tb, err := l.next.TrialBalance(ctx, date)
@@ -138,6 +146,8 @@ func (l *instrumentedLedger) TrialBalance(ctx context.Context, date paygate.Date
 	return tb, err
 }
 
+// ExpireHolds delegates to the wrapped ledger, records the call and counts
+// the holds it expired (only when their transaction committed).
 func (l *instrumentedLedger) ExpireHolds(ctx context.Context, limit int) (int, error) {
 	start := time.Now()
 	n, err := l.next.ExpireHolds(ctx, limit)

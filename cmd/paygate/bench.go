@@ -24,8 +24,10 @@ import (
 // PostgreSQL URL naming several hosts (postgres://h1,h2/db) stays whole.
 type dbList []string
 
+// String joins the URLs with commas.
 func (l *dbList) String() string { return strings.Join(*l, ",") }
 
+// Set adds one URL, or several separated by commas.
 func (l *dbList) Set(v string) error {
 	for i, part := range strings.Split(v, ",") {
 		startsURL := part == "" || strings.HasPrefix(part, "sqlite:") ||
@@ -44,8 +46,8 @@ func parseClients(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("invalid --clients %q: want a comma list of positive counts", s)
+		if err != nil || n < 1 || n > bench.MaxClients {
+			return nil, fmt.Errorf("invalid --clients %q: want a comma list of counts from 1 to %d", s, bench.MaxClients)
 		}
 		out = append(out, n)
 	}
@@ -61,12 +63,14 @@ func parseBenchLedger(args []string, getenv func(string) string, out io.Writer) 
 		clients   string
 		duration  time.Duration
 		feeShards int
+		maxConns  int
 	)
 	cfg, rest, err := parseConfig("bench ledger", args, getenv, out, func(fs *flag.FlagSet) {
 		fs.Var(&dbs, "db", "database to load, repeatable or comma-separated (default $PAYGATE_DATABASE_URL, else sqlite:"+store.DefaultSQLitePath+")")
 		fs.StringVar(&clients, "clients", "1,4,16,64", "concurrent clients per step, comma-separated")
 		fs.DurationVar(&duration, "duration", 5*time.Second, "duration of each step and workload")
 		fs.IntVar(&feeShards, "fee-shards", 16, "balance rows the platform fee account is spread over (1 = one hot row)")
+		fs.IntVar(&maxConns, "max-conns", 0, "connection pool size per database (0: 4 per CPU)")
 	})
 	if err != nil {
 		return bench.LedgerConfig{}, cfg, err
@@ -90,13 +94,16 @@ func parseBenchLedger(args []string, getenv func(string) string, out io.Writer) 
 	if err != nil {
 		return bench.LedgerConfig{}, cfg, err
 	}
-	if duration <= 0 {
-		return bench.LedgerConfig{}, cfg, fmt.Errorf("invalid --duration %s: want a positive duration", duration)
+	if duration <= 0 || duration > bench.MaxDuration {
+		return bench.LedgerConfig{}, cfg, fmt.Errorf("invalid --duration %s: want more than 0 and at most %s", duration, bench.MaxDuration)
 	}
 	if feeShards < 1 || feeShards > ledger.MaxShards {
 		return bench.LedgerConfig{}, cfg, fmt.Errorf("invalid --fee-shards %d: want 1 to %d", feeShards, ledger.MaxShards)
 	}
-	return bench.LedgerConfig{DatabaseURLs: dbs, Clients: cs, Duration: duration, FeeShards: feeShards}, cfg, nil
+	if maxConns < 0 {
+		return bench.LedgerConfig{}, cfg, fmt.Errorf("invalid --max-conns %d: want 0 (automatic) or more", maxConns)
+	}
+	return bench.LedgerConfig{DatabaseURLs: dbs, Clients: cs, Duration: duration, FeeShards: feeShards, MaxOpenConns: maxConns}, cfg, nil
 }
 
 // bench runs `paygate bench ledger`.

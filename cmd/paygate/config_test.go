@@ -216,19 +216,23 @@ func TestParseBenchLedger(t *testing.T) {
 		clients []int
 		dur     time.Duration
 		shards  int
+		conns   int
 		wantErr string
 	}{
 		{name: "defaults", wantDBs: []string{"sqlite:data/paygate.db"}, clients: []int{1, 4, 16, 64}, dur: 5 * time.Second, shards: 16},
 		{name: "configured database", env: map[string]string{"PAYGATE_DATABASE_URL": pg}, wantDBs: []string{pg}, clients: []int{1, 4, 16, 64}, dur: 5 * time.Second, shards: 16},
 		{
 			name:    "repeated and comma lists",
-			args:    []string{"--db", "sqlite:a.db," + pg, "--db", "postgres://h1,h2/db", "--clients", "2, 8", "--duration", "1s", "--fee-shards", "1"},
+			args:    []string{"--db", "sqlite:a.db," + pg, "--db", "postgres://h1,h2/db", "--clients", "2, 8", "--duration", "1s", "--fee-shards", "1", "--max-conns", "8"},
 			wantDBs: []string{"sqlite:a.db", pg, "postgres://h1,h2/db"},
-			clients: []int{2, 8}, dur: time.Second, shards: 1,
+			clients: []int{2, 8}, dur: time.Second, shards: 1, conns: 8,
 		},
 		{name: "bad clients", args: []string{"--clients", "1,zero"}, wantErr: "--clients"},
 		{name: "zero clients", args: []string{"--clients", "0"}, wantErr: "--clients"},
 		{name: "bad duration", args: []string{"--duration", "-1s"}, wantErr: "--duration"},
+		{name: "endless duration", args: []string{"--duration", "1h"}, wantErr: "--duration"},
+		{name: "too many clients", args: []string{"--clients", "1,100000"}, wantErr: "--clients"},
+		{name: "bad max conns", args: []string{"--max-conns", "-1"}, wantErr: "--max-conns"},
 		{name: "bad shards", args: []string{"--fee-shards", "65"}, wantErr: "--fee-shards"},
 		{name: "bad db", args: []string{"--db", "mysql://u:hunter2@x/y"}, wantErr: "invalid --db"},
 		{name: "extra args", args: []string{"now"}, wantErr: "unexpected arguments"},
@@ -247,6 +251,7 @@ func TestParseBenchLedger(t *testing.T) {
 			require.Equal(t, tt.clients, lc.Clients)
 			require.Equal(t, tt.dur, lc.Duration)
 			require.Equal(t, tt.shards, lc.FeeShards)
+			require.Equal(t, tt.conns, lc.MaxOpenConns)
 		})
 	}
 }
