@@ -28,6 +28,7 @@ const (
 	CodeUnauthenticated   Code = "UNAUTHENTICATED"     // missing or bad credentials or signature
 	CodeForbidden         Code = "FORBIDDEN"           // authenticated but not allowed
 	CodeTooLarge          Code = "TOO_LARGE"           // request body over the limit
+	CodeMethodNotAllowed  Code = "METHOD_NOT_ALLOWED"  // the path exists but not with this method
 	CodeUnavailable       Code = "UNAVAILABLE"         // a dependency is down; safe to retry
 	CodeInternal          Code = "INTERNAL"            // a bug or unexpected fault; text never shown
 )

@@ -9,10 +9,6 @@ import (
 	"paygate"
 )
 
-// codeMethodNotAllowed answers a request whose path exists but whose method
-// does not. It is local until the root package lists it among its codes.
-const codeMethodNotAllowed paygate.Code = "METHOD_NOT_ALLOWED"
-
 // statuses is the one mapping from paygate error codes to HTTP statuses.
 // A test checks that every code declared in the root package is listed.
 var statuses = map[paygate.Code]int{
@@ -24,7 +20,7 @@ var statuses = map[paygate.Code]int{
 	paygate.CodeForbidden:         http.StatusForbidden,
 	paygate.CodeNotFound:          http.StatusNotFound,
 	paygate.CodeAccountNotFound:   http.StatusNotFound,
-	codeMethodNotAllowed:          http.StatusMethodNotAllowed,
+	paygate.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 	paygate.CodeIDConflict:        http.StatusConflict,
 	paygate.CodeConflict:          http.StatusConflict,
 	paygate.CodeAlreadyResolved:   http.StatusConflict,

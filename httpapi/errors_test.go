@@ -27,7 +27,7 @@ var wantStatus = map[paygate.Code]int{
 	paygate.CodeForbidden:         403,
 	paygate.CodeNotFound:          404,
 	paygate.CodeAccountNotFound:   404,
-	codeMethodNotAllowed:          405,
+	paygate.CodeMethodNotAllowed:  405,
 	paygate.CodeIDConflict:        409,
 	paygate.CodeConflict:          409,
 	paygate.CodeAlreadyResolved:   409,

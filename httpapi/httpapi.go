@@ -108,7 +108,7 @@ func (m *muxErrorWriter) WriteHeader(status int) {
 	case http.StatusNotFound:
 		err = paygate.E(paygate.CodeNotFound, "no such endpoint")
 	case http.StatusMethodNotAllowed:
-		err = paygate.E(codeMethodNotAllowed, "method not allowed; see the Allow header")
+		err = paygate.E(paygate.CodeMethodNotAllowed, "method not allowed; see the Allow header")
 	default:
 		m.ResponseWriter.WriteHeader(status)
 		return
