@@ -74,7 +74,7 @@ type merchant struct {
 	handle func(w http.ResponseWriter, r *http.Request, body []byte) // optional, after recording
 }
 
-func newMerchant(t *testing.T) *merchant {
+func newMerchant(t testing.TB) *merchant {
 	m := &merchant{}
 	m.status.Store(200)
 	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
