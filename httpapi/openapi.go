@@ -1,0 +1,159 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"paygate/payment"
+)
+
+// Route describes one /v1 operation. The same table mounts the handlers
+// (V1.Register) and generates the OpenAPI document (OpenAPISpec), so the
+// spec cannot drift from the code; CI checks the committed docs/openapi.json
+// against OpenAPISpec.
+type Route struct {
+	Method, Path, OperationID, Summary, Description string
+	Tags                                            []string
+	Auth                                            bool // merchant-signed request required
+	Signed                                          bool // responses carry Wechatpay-* signature headers
+	Request                                         any  // zero value of the JSON body type, or nil
+	Response                                        any  // zero value of the success body type
+	Status                                          int  // success status
+	Query                                           []QueryParam
+	Errors                                          []int
+}
+
+// QueryParam is a documented query parameter.
+type QueryParam struct{ Name, Description string }
+
+// Certificate is one platform public key, as GET /v1/certificates lists it.
+type Certificate struct {
+	SerialNo      string    `json:"serial_no"`
+	PublicKey     string    `json:"public_key" doc:"PEM (PKIX) RSA-2048 public key"`
+	EffectiveTime time.Time `json:"effective_time"`
+	ExpireTime    time.Time `json:"expire_time"`
+}
+
+// CertificateList is the body of GET /v1/certificates.
+type CertificateList struct {
+	Data []Certificate `json:"data"`
+}
+
+// Routes returns the /v1 route table.
+func Routes() []Route {
+	authErrs := []int{400, 401, 403, 404, 413, 500}
+	return []Route{
+		{Method: "POST", Path: "/v1/orders", OperationID: "createOrder", Tags: []string{"orders"}, Auth: true, Signed: true,
+			Summary:     "Create an order (the unified order)",
+			Description: "Idempotent on out_trade_no: the same out_trade_no with the same body answers 200 with the existing order; with a different body 409 OUT_TRADE_NO_USED naming the differing field.",
+			Request:     payment.CreateRequest{}, Response: payment.Order{}, Status: 201, Errors: append(authErrs, 409)},
+		{Method: "GET", Path: "/v1/orders", OperationID: "listOrders", Tags: []string{"orders"}, Auth: true, Signed: true,
+			Summary: "List orders, newest first", Response: payment.Page{}, Status: 200, Errors: authErrs,
+			Query: []QueryParam{{"status", "NOTPAY, PAYERROR, SUCCESS or CLOSED"}, {"created_from", "RFC 3339, inclusive"},
+				{"created_to", "RFC 3339, exclusive"}, {"cursor", "next_cursor of the previous page"}, {"limit", "page size, default 20, at most 100"}}},
+		{Method: "GET", Path: "/v1/orders/{id}", OperationID: "getOrder", Tags: []string{"orders"}, Auth: true, Signed: true,
+			Summary: "Query an order by paygate id", Response: payment.Order{}, Status: 200, Errors: authErrs},
+		{Method: "GET", Path: "/v1/orders/out-trade-no/{out_trade_no}", OperationID: "getOrderByOutTradeNo", Tags: []string{"orders"}, Auth: true, Signed: true,
+			Summary: "Query an order by the merchant's out_trade_no", Response: payment.Order{}, Status: 200, Errors: authErrs},
+		{Method: "POST", Path: "/v1/orders/{id}/close", OperationID: "closeOrder", Tags: []string{"orders"}, Auth: true, Signed: true,
+			Summary: "Close an unpaid order", Description: "Idempotent on a closed order; 409 CONFLICT on a paid one.",
+			Response: payment.Order{}, Status: 200, Errors: append(authErrs, 409)},
+		{Method: "POST", Path: "/v1/sandbox/orders/{id}/pay", OperationID: "sandboxPay", Tags: []string{"sandbox"}, Auth: true, Signed: true,
+			Summary:     "Pay an order through the simulated channel (sandbox merchants only)",
+			Description: "The channel accepts at once and confirms asynchronously; the order's truth arrives by notification and query.",
+			Request:     SandboxPayRequest{}, Response: payment.Attempt{}, Status: 202, Errors: append(authErrs, 409)},
+		{Method: "GET", Path: "/v1/notifications", OperationID: "listNotifications", Tags: []string{"notifications"}, Auth: true, Signed: true,
+			Summary: "List notifications with their delivery attempts, newest first", Response: NotificationPage{}, Status: 200, Errors: authErrs,
+			Query: []QueryParam{{"cursor", "next_cursor of the previous page"}, {"limit", "page size"}}},
+		{Method: "GET", Path: "/v1/notifications/{id}", OperationID: "getNotification", Tags: []string{"notifications"}, Auth: true, Signed: true,
+			Summary: "One notification with its delivery attempts", Response: NotificationView{}, Status: 200, Errors: authErrs},
+		{Method: "POST", Path: "/v1/notifications/{id}/resend", OperationID: "resendNotification", Tags: []string{"notifications"}, Auth: true, Signed: true,
+			Summary: "Deliver a notification again now (same event id)", Response: ResendAck{}, Status: 202, Errors: authErrs},
+		{Method: "GET", Path: "/v1/certificates", OperationID: "listCertificates", Tags: []string{"keys"}, Auth: true, Signed: true,
+			Summary: "The platform's public keys that sign responses and notifications", Response: CertificateList{}, Status: 200, Errors: authErrs},
+		{Method: "POST", Path: "/v1/channels/{channel}/notify", OperationID: "channelCallback", Tags: []string{"channels"}, Signed: true,
+			Summary:     "A channel's asynchronous payment result (authenticated by the channel's own signature)",
+			Description: "Duplicate and late callbacks are safe: an order is paid once. A forged or mismatched callback changes nothing.",
+			Response:    CallbackAck{}, Status: 200, Errors: []int{400, 401, 404, 409, 413, 500}},
+		{Method: "GET", Path: "/v1/openapi.json", OperationID: "openAPI", Tags: []string{"meta"},
+			Summary: "This document", Status: 200},
+	}
+}
+
+// OpenAPISpec generates the OpenAPI 3.1 document of the /v1 API from the
+// route table and the Go types of the bodies.
+func OpenAPISpec() ([]byte, error) {
+	reg := huma.NewMapRegistry("#/components/schemas/", huma.DefaultSchemaNamer)
+	doc := &huma.OpenAPI{
+		OpenAPI: "3.1.0",
+		Info: &huma.Info{Title: "paygate merchant API", Version: "1.0.0",
+			Description: "Requests are signed with WECHATPAY2-SHA256-RSA2048 (the WeChat Pay APIv3 scheme); responses carry Wechatpay-Timestamp/-Nonce/-Signature/-Serial. Amounts are integers of minor units. Errors are {code, message, detail?} with stable codes. See docs/API.md."},
+		Components: &huma.Components{Schemas: reg, SecuritySchemes: map[string]*huma.SecurityScheme{
+			"apiv3": {Type: "apiKey", In: "header", Name: "Authorization",
+				Description: `WECHATPAY2-SHA256-RSA2048 mchid="..",nonce_str="..",timestamp="..",serial_no="..",signature=".." over METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`},
+		}},
+	}
+	errSchema := reg.Schema(reflect.TypeOf(ErrorBody{}), true, "ErrorBody")
+	sigHeaders := map[string]*huma.Param{}
+	for _, h := range []string{"Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial"} {
+		sigHeaders[h] = &huma.Param{Schema: &huma.Schema{Type: "string"}}
+	}
+	for _, rt := range Routes() {
+		op := &huma.Operation{Method: rt.Method, Path: rt.Path, OperationID: rt.OperationID, Summary: rt.Summary,
+			Description: rt.Description, Tags: rt.Tags, Responses: map[string]*huma.Response{}}
+		if rt.Auth {
+			op.Security = []map[string][]string{{"apiv3": {}}}
+		}
+		for _, seg := range pathParams(rt.Path) {
+			op.Parameters = append(op.Parameters, &huma.Param{Name: seg, In: "path", Required: true, Schema: &huma.Schema{Type: "string"}})
+		}
+		for _, q := range rt.Query {
+			op.Parameters = append(op.Parameters, &huma.Param{Name: q.Name, In: "query", Description: q.Description, Schema: &huma.Schema{Type: "string"}})
+		}
+		if rt.Request != nil {
+			op.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+				"application/json": {Schema: reg.Schema(reflect.TypeOf(rt.Request), true, rt.OperationID+"Request")}}}
+		}
+		ok := &huma.Response{Description: http.StatusText(rt.Status)}
+		if rt.Response != nil {
+			ok.Content = map[string]*huma.MediaType{"application/json": {Schema: reg.Schema(reflect.TypeOf(rt.Response), true, rt.OperationID+"Response")}}
+		}
+		if rt.Signed {
+			ok.Headers = sigHeaders
+		}
+		op.Responses[strconv.Itoa(rt.Status)] = ok
+		for _, e := range rt.Errors {
+			r := &huma.Response{Description: http.StatusText(e), Content: map[string]*huma.MediaType{"application/json": {Schema: errSchema}}}
+			if rt.Signed {
+				r.Headers = sigHeaders
+			}
+			op.Responses[strconv.Itoa(e)] = r
+		}
+		doc.AddOperation(op)
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func pathParams(p string) []string {
+	var out []string
+	for i := 0; i < len(p); i++ {
+		if p[i] == '{' {
+			j := i + 1
+			for j < len(p) && p[j] != '}' {
+				j++
+			}
+			out = append(out, p[i+1:j])
+			i = j
+		}
+	}
+	return out
+}
