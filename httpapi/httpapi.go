@@ -35,6 +35,8 @@ type Config struct {
 	DB Pinger
 	// ReadyTimeout bounds the /readyz ping; 0 means 2 seconds.
 	ReadyTimeout time.Duration
+	// V1 is the merchant open API; nil serves only the operational routes.
+	V1 *V1
 }
 
 // New returns paygate's HTTP handler, a net/http ServeMux behind the
@@ -43,7 +45,8 @@ type Config struct {
 //   - GET /healthz: 200 {"status":"ok"} while the process runs;
 //   - GET /readyz: 200 {"status":"ok"} when the database answers within
 //     ReadyTimeout, else 503 with code UNAVAILABLE;
-//   - GET /metrics: the registry in the Prometheus exposition format.
+//   - GET /metrics: the registry in the Prometheus exposition format;
+//   - the /v1 merchant API (V1.Register) when Config.V1 is set.
 //
 // Unknown paths answer 404 NOT_FOUND and known paths with another method
 // 405 METHOD_NOT_ALLOWED, both in the error JSON shape.
@@ -75,6 +78,9 @@ func New(cfg Config) http.Handler {
 		Registry:          cfg.Registry,
 		EnableOpenMetrics: false,
 	}))
+	if cfg.V1 != nil {
+		cfg.V1.Register(mux)
+	}
 	return observe(cfg.Logger, newHTTPMetrics(cfg.Registry), jsonMuxErrors(mux))
 }
 
