@@ -1,0 +1,79 @@
+package payment
+
+// Trigger is something that happens to an order.
+type Trigger string
+
+// Triggers of the order state machine.
+const (
+	// TriggerPay starts a payment attempt (SandboxPay; the checkout later).
+	TriggerPay Trigger = "pay"
+	// TriggerPaid: a channel confirmed a payment made before time_expire.
+	TriggerPaid Trigger = "paid"
+	// TriggerFailed: a channel reported a payment attempt failed.
+	TriggerFailed Trigger = "failed"
+	// TriggerClose: the merchant closed the order.
+	TriggerClose Trigger = "close"
+	// TriggerExpire: time_expire passed (CloseExpired, or a payment
+	// confirmed as made at or after time_expire).
+	TriggerExpire Trigger = "expire"
+)
+
+// Triggers lists every trigger.
+var Triggers = []Trigger{TriggerPay, TriggerPaid, TriggerFailed, TriggerClose, TriggerExpire}
+
+// Statuses lists the statuses orders can have today (REFUND is reserved).
+var Statuses = []Status{StatusNotPay, StatusPayError, StatusSuccess, StatusClosed}
+
+// Transition is one row of the order state machine: in status From,
+// trigger On leads to status To, or is refused with CodeConflict when
+// Refused is set (To is then From). To == From with Refused unset is an
+// allowed no-op for the order (the attempt may still change).
+type Transition struct {
+	From    Status
+	On      Trigger
+	To      Status
+	Refused bool
+}
+
+// transitions is the whole state machine; docs/ORDERS.md shows the same
+// table and a test compares them.
+var transitions = []Transition{
+	{StatusNotPay, TriggerPay, StatusNotPay, false},
+	{StatusNotPay, TriggerPaid, StatusSuccess, false},
+	{StatusNotPay, TriggerFailed, StatusPayError, false},
+	{StatusNotPay, TriggerClose, StatusClosed, false},
+	{StatusNotPay, TriggerExpire, StatusClosed, false},
+
+	{StatusPayError, TriggerPay, StatusPayError, false},
+	{StatusPayError, TriggerPaid, StatusSuccess, false},
+	{StatusPayError, TriggerFailed, StatusPayError, false},
+	{StatusPayError, TriggerClose, StatusClosed, false},
+	{StatusPayError, TriggerExpire, StatusClosed, false},
+
+	{StatusSuccess, TriggerPay, StatusSuccess, true},
+	{StatusSuccess, TriggerPaid, StatusSuccess, false}, // a second payment: held for review
+	{StatusSuccess, TriggerFailed, StatusSuccess, false},
+	{StatusSuccess, TriggerClose, StatusSuccess, true},
+	{StatusSuccess, TriggerExpire, StatusSuccess, false},
+
+	{StatusClosed, TriggerPay, StatusClosed, true},
+	{StatusClosed, TriggerPaid, StatusClosed, false}, // a late payment: held for review
+	{StatusClosed, TriggerFailed, StatusClosed, false},
+	{StatusClosed, TriggerClose, StatusClosed, false}, // idempotent
+	{StatusClosed, TriggerExpire, StatusClosed, false},
+}
+
+// Transitions returns the order state machine, one row per (status,
+// trigger) pair.
+func Transitions() []Transition { return append([]Transition(nil), transitions...) }
+
+// next returns the status trigger on leads to from status from, and whether
+// it is refused.
+func next(from Status, on Trigger) (Status, bool) {
+	for _, t := range transitions {
+		if t.From == from && t.On == on {
+			return t.To, t.Refused
+		}
+	}
+	return from, true
+}

@@ -1,0 +1,155 @@
+package payment_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"paygate"
+	"paygate/channel"
+	"paygate/channel/sim"
+	"paygate/ledger"
+	"paygate/payment"
+	"paygate/store"
+	"paygate/store/storetest"
+)
+
+// TestDocumentedTransitions keeps docs/ORDERS.md's table and the code's
+// state machine identical, and checks the machine is complete.
+func TestDocumentedTransitions(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../docs/ORDERS.md")
+	require.NoError(t, err)
+	doc := string(b)
+	start, end := strings.Index(doc, "<!-- transitions -->"), strings.Index(doc, "<!-- /transitions -->")
+	require.True(t, start >= 0 && end > start, "docs/ORDERS.md marks its transition table")
+	var rows []payment.Transition
+	for _, line := range strings.Split(doc[start:end], "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 {
+			continue
+		}
+		from, on, to := strings.TrimSpace(cells[1]), strings.TrimSpace(cells[2]), strings.TrimSpace(cells[3])
+		if from == "from" || strings.HasPrefix(from, "---") {
+			continue
+		}
+		tr := payment.Transition{From: payment.Status(from), On: payment.Trigger(on), To: payment.Status(to)}
+		if to == "refused" {
+			tr.To, tr.Refused = tr.From, true
+		}
+		rows = append(rows, tr)
+	}
+	require.Equal(t, payment.Transitions(), rows, "docs/ORDERS.md and payment.Transitions agree")
+
+	seen := map[string]bool{}
+	for _, tr := range rows {
+		k := string(tr.From) + "/" + string(tr.On)
+		require.False(t, seen[k], "one row per pair: %s", k)
+		seen[k] = true
+	}
+	require.Len(t, seen, len(payment.Statuses)*len(payment.Triggers), "every (status, trigger) pair is listed")
+}
+
+// TestStateMachine drives every row of the state machine through the
+// service on both stores: it brings a fresh order to the row's status with
+// a second payment attempt in flight, fires the trigger, and checks the
+// outcome, the notifications and the books.
+func TestStateMachine(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		for i, tr := range payment.Transitions() {
+			name := fmt.Sprintf("%s+%s", tr.From, tr.On)
+			no := fmt.Sprintf("sm_%04d", i)
+			o := f.create(t, mchA, no)
+			// The in-flight attempt that "paid" and "failed" confirm: the
+			// channel accepted it and will not call back.
+			x := f.pay(t, mchA, o.ID, "timeout")
+			switch tr.From {
+			case payment.StatusPayError:
+				f.pay(t, mchA, o.ID, "fail")
+				f.settle(2 * time.Second)
+			case payment.StatusSuccess:
+				f.pay(t, mchA, o.ID, "success")
+				f.settle(2 * time.Second)
+			case payment.StatusClosed:
+				_, err := f.svc.Close(f.ctx, mchA, o.ID)
+				require.NoError(t, err)
+			}
+			o = f.get(t, mchA, o.ID)
+			require.Equal(t, tr.From, o.Status, name)
+			evsBefore := len(f.events(t, o.ID))
+
+			var err error
+			switch tr.On {
+			case payment.TriggerPay:
+				_, err = f.svc.SandboxPay(f.ctx, mchA, o.ID, "success")
+			case payment.TriggerPaid:
+				_, err = f.svc.Confirm(f.ctx, channel.Result{Channel: sim.Name, ChannelTradeNo: x.ChannelTradeNo, AttemptID: x.ID,
+					OrderID: o.ID, Status: channel.StatusSuccess, Amount: x.Amount, Currency: x.Currency, PaidAt: f.clock.Now()})
+			case payment.TriggerFailed:
+				_, err = f.svc.Confirm(f.ctx, channel.Result{Channel: sim.Name, ChannelTradeNo: x.ChannelTradeNo, AttemptID: x.ID,
+					OrderID: o.ID, Status: channel.StatusFailed, Amount: x.Amount, Currency: x.Currency, FailCode: "NO_MONEY"})
+			case payment.TriggerClose:
+				_, err = f.svc.Close(f.ctx, mchA, o.ID)
+			case payment.TriggerExpire:
+				f.clock.Set(o.TimeExpire)
+				_, err = f.svc.CloseExpired(f.ctx, 1000)
+			}
+			got := f.get(t, mchA, o.ID)
+			require.Equal(t, tr.To, got.Status, name)
+			if tr.Refused {
+				requireCode(t, err, paygate.CodeConflict, name)
+				require.Len(t, f.events(t, o.ID), evsBefore, "%s: a refused trigger notifies nobody", name)
+			} else {
+				require.NoError(t, err, name)
+			}
+
+			newEvents := eventTypes(f.events(t, o.ID)[evsBefore:])
+			xa := f.attempt(t, x.ID)
+			susp := f.transfers(t, "susp_"+x.ID)
+			switch {
+			case tr.Refused:
+			case tr.On == payment.TriggerPaid && tr.From.Open():
+				require.Equal(t, []string{payment.EventSuccess}, newEvents, name)
+				require.Equal(t, x.ID, got.TransactionID, name)
+				require.Len(t, f.transfers(t, "pay_"+o.ID), 1, name)
+				require.Empty(t, susp, name)
+			case tr.On == payment.TriggerPaid && tr.From == payment.StatusSuccess:
+				require.Equal(t, []string{payment.EventDuplicatePayment}, newEvents, name)
+				require.Equal(t, payment.ReviewAlreadyPaid, xa.Review, name)
+				require.Len(t, susp, 1, name)
+				require.NotEqual(t, x.ID, got.TransactionID, "%s: the first payment keeps the order", name)
+			case tr.On == payment.TriggerPaid && tr.From == payment.StatusClosed:
+				require.Equal(t, []string{payment.EventLatePayment}, newEvents, name)
+				require.Equal(t, payment.ReviewOrderClosed, xa.Review, name)
+				require.Len(t, susp, 1, name)
+				require.Empty(t, f.transfers(t, "pay_"+o.ID), name)
+			case tr.On == payment.TriggerFailed:
+				require.Empty(t, newEvents, name)
+				require.Equal(t, channel.StatusFailed, xa.Status, name)
+				require.Equal(t, "NO_MONEY", xa.FailCode, name)
+			case (tr.On == payment.TriggerClose || tr.On == payment.TriggerExpire) && tr.From.Open():
+				require.Equal(t, []string{payment.EventClosed}, newEvents, name)
+				want := payment.CloseMerchant
+				if tr.On == payment.TriggerExpire {
+					want = payment.CloseExpired
+				}
+				require.Equal(t, want, got.CloseReason, name)
+				require.Equal(t, f.clock.Now(), got.CloseTime, name)
+			default:
+				require.Empty(t, newEvents, "%s: no change, no notification", name)
+			}
+			if tr.On != payment.TriggerPaid && tr.On != payment.TriggerFailed {
+				require.Equal(t, channel.StatusProcessing, xa.Status, "%s: the in-flight attempt is untouched", name)
+			}
+			f.clock.Set(t0)
+		}
+		f.ledgerOK(t)
+		require.Zero(t, f.balance(t, ledger.MerchantPending(mchA, "CNY"))%(10_000-60), "the merchant got whole payments less fees only")
+	})
+}
