@@ -5,6 +5,8 @@
 //	paygate serve [flags]            migrate the database, then serve HTTP
 //	paygate migrate [status] [flags] apply pending migrations (or list them)
 //	paygate bench ledger [flags]     drive load against the ledger
+//	paygate merchant create|get|status|keys|platform-keys ...
+//	                                 manage merchants and their credentials
 //	paygate version                  print the version
 //	paygate help [command]           show help
 //
@@ -56,6 +58,7 @@ usage:
   paygate serve [flags]             migrate the database, then serve HTTP until SIGTERM/SIGINT
   paygate migrate [status] [flags]  apply pending migrations and print the version (status: list them)
   paygate bench ledger [flags]      drive concurrent load against the ledger and a raw SQL baseline
+  paygate merchant create --name N  create a merchant and its credentials (paygate merchant -h for more)
   paygate version                   print the version
   paygate help [command]            show this help, or a command's flags
 
@@ -76,6 +79,8 @@ func (a *app) run(args []string) int {
 		return a.migrate(rest)
 	case "bench":
 		return a.bench(rest)
+	case "merchant":
+		return a.merchant(rest)
 	case "version", "-version", "--version":
 		fmt.Fprintf(a.stdout, "paygate %s %s/%s %s\n", version, runtime.GOOS, runtime.GOARCH, runtime.Version())
 		return exitOK

@@ -18,6 +18,7 @@ import (
 	"paygate/httpapi"
 	"paygate/ledger"
 	"paygate/metrics"
+	"paygate/store"
 )
 
 // serve runs `paygate serve`: open the database, migrate it, serve HTTP and
@@ -52,6 +53,21 @@ func (a *app) serve(args []string) int {
 			db.Close()
 		}
 	}()
+
+	// Merchants and credentials: the platform signing key exists before
+	// the first request; a fresh SQLite database gets a demo merchant.
+	merchants, err := a.newMerchants(cfg, db, log)
+	if err != nil {
+		return a.fail(exitFailure, "serve", "%v", err)
+	}
+	if _, err := merchants.EnsurePlatformKey(ctx); err != nil {
+		return a.fail(exitFailure, "serve", "cannot set up the platform signing key: %v", err)
+	}
+	if cfg.Dialect == store.SQLite {
+		if _, err := ensureDemoMerchant(ctx, merchants, dataDir(cfg), log); err != nil {
+			return a.fail(exitFailure, "serve", "%v", err)
+		}
+	}
 
 	reg := newRegistry(db)
 	svc := metrics.Ledger(reg, ledger.New(db.Ledger(), paygate.SystemClock{}, cfg.Calendar))
