@@ -22,7 +22,7 @@ import (
 
 // requirePaidOnce checks that the order is paid, with exactly one journal
 // and one success notification, and that the books balance.
-func requirePaidOnce(t *testing.T, f *fixture, mch, orderID string) {
+func requirePaidOnce(t testingT, f *fixture, mch, orderID string) {
 	t.Helper()
 	require.Equal(t, payment.StatusSuccess, f.get(t, mch, orderID).Status)
 	require.Len(t, f.transfers(t, "pay_"+orderID), 1)

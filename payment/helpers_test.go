@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -34,6 +33,12 @@ const (
 	mchLive = "1900000003" // live, fee 38 bps
 	mchSusp = "1900000004" // suspended
 )
+
+// testingT is what the helpers need of *testing.T and *rapid.T.
+type testingT interface {
+	require.TestingT
+	Helper()
+}
 
 type fakeMerchants struct {
 	mu sync.Mutex
@@ -94,7 +99,7 @@ func (l *logBuffer) records() []map[string]any {
 }
 
 // alerts counts logged records per alert, and checks their levels.
-func (l *logBuffer) alerts(t *testing.T) map[string]int {
+func (l *logBuffer) alerts(t testingT) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for _, r := range l.records() {
@@ -136,7 +141,7 @@ type fixture struct {
 
 type option func(*payment.Config)
 
-func newFixture(t *testing.T, db *store.DB, opts ...option) *fixture {
+func newFixture(t testingT, db *store.DB, opts ...option) *fixture {
 	t.Helper()
 	f := &fixture{db: db, clock: paygate.NewManualClock(t0), mchs: newMerchants(), logs: &logBuffer{}, ctx: context.Background()}
 	f.disp = sim.NewManualDispatcher(f.clock)
@@ -181,7 +186,7 @@ func request(no string) payment.CreateRequest {
 		Amount: payment.AmountRequest{Total: 10_000, Currency: "CNY"}, NotifyURL: "https://merchant.example.com/notify"}
 }
 
-func (f *fixture) create(t *testing.T, mch, no string) payment.Order {
+func (f *fixture) create(t testingT, mch, no string) payment.Order {
 	t.Helper()
 	o, replay, err := f.svc.Create(f.ctx, mch, request(no))
 	require.NoError(t, err)
@@ -189,7 +194,7 @@ func (f *fixture) create(t *testing.T, mch, no string) payment.Order {
 	return o
 }
 
-func (f *fixture) pay(t *testing.T, mch, orderID, outcome string) payment.Attempt {
+func (f *fixture) pay(t testingT, mch, orderID, outcome string) payment.Attempt {
 	t.Helper()
 	a, err := f.svc.SandboxPay(f.ctx, mch, orderID, outcome)
 	require.NoError(t, err)
@@ -202,14 +207,14 @@ func (f *fixture) settle(d time.Duration) {
 	f.disp.RunDue()
 }
 
-func (f *fixture) get(t *testing.T, mch, id string) payment.Order {
+func (f *fixture) get(t testingT, mch, id string) payment.Order {
 	t.Helper()
 	o, err := f.svc.Get(f.ctx, mch, id)
 	require.NoError(t, err)
 	return o
 }
 
-func (f *fixture) attempt(t *testing.T, id string) payment.Attempt {
+func (f *fixture) attempt(t testingT, id string) payment.Attempt {
 	t.Helper()
 	a, err := f.db.Payments().Attempt(f.ctx, id)
 	require.NoError(t, err)
@@ -224,7 +229,7 @@ type event struct {
 }
 
 // events returns the outbox rows about an order (every order when id is "").
-func (f *fixture) events(t *testing.T, orderID string) []event {
+func (f *fixture) events(t testingT, orderID string) []event {
 	t.Helper()
 	rows, err := f.db.SQL.QueryContext(f.ctx, `SELECT event_type, merchant_id, sandbox, payload FROM notify_events ORDER BY seq`)
 	require.NoError(t, err)
@@ -252,7 +257,7 @@ func eventTypes(evs []event) []string {
 }
 
 // transfers returns the ledger transfers among ids that exist.
-func (f *fixture) transfers(t *testing.T, ids ...string) []ledger.Transfer {
+func (f *fixture) transfers(t testingT, ids ...string) []ledger.Transfer {
 	t.Helper()
 	ts, err := f.db.Ledger().Transfers(f.ctx, ids)
 	require.NoError(t, err)
@@ -261,7 +266,7 @@ func (f *fixture) transfers(t *testing.T, ids ...string) []ledger.Transfer {
 
 // balance returns an account's net posted balance on its normal side (0
 // when it does not exist).
-func (f *fixture) balance(t *testing.T, a ledger.Account) int64 {
+func (f *fixture) balance(t testingT, a ledger.Account) int64 {
 	t.Helper()
 	as, err := f.db.Ledger().Accounts(f.ctx, []string{a.ID})
 	require.NoError(t, err)
@@ -271,14 +276,14 @@ func (f *fixture) balance(t *testing.T, a ledger.Account) int64 {
 	return as[0].Net(as[0].Normal)
 }
 
-func (f *fixture) ledgerOK(t *testing.T) {
+func (f *fixture) ledgerOK(t testingT) {
 	t.Helper()
 	bad, err := f.db.LedgerCheck(f.ctx)
 	require.NoError(t, err)
 	require.Empty(t, bad)
 }
 
-func (f *fixture) count(t *testing.T, query string, args ...any) int {
+func (f *fixture) count(t testingT, query string, args ...any) int {
 	t.Helper()
 	var n int
 	require.NoError(t, f.db.SQL.QueryRowContext(f.ctx, query, args...).Scan(&n))
@@ -294,7 +299,7 @@ func fieldOf(err error) string {
 	return ""
 }
 
-func requireCode(t *testing.T, err error, code paygate.Code, msg ...any) {
+func requireCode(t testingT, err error, code paygate.Code, msg ...any) {
 	t.Helper()
 	require.Error(t, err, msg...)
 	require.Equal(t, code, paygate.CodeOf(err), "error: %v %v", err, msg)
