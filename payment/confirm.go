@@ -116,9 +116,7 @@ func (s *Service) pay(ctx context.Context, m paygate.Merchant, orderID string, c
 		Currency: a.Currency, Description: o.Description, ExpiresAt: o.TimeExpire, Scenario: scenario})
 	switch {
 	case err == nil:
-		if err := s.accepted(ctx, a, acc.ChannelTradeNo); err != nil {
-			return Attempt{}, err
-		}
+		return s.accepted(ctx, a, acc.ChannelTradeNo)
 	case errors.Is(err, channel.ErrDeclined):
 		s.log.Info("payment: channel declined the payment", "attempt_id", a.ID, "order_id", o.ID, "channel", a.Channel, "error", err)
 		if _, err := s.Confirm(ctx, channel.Result{Channel: a.Channel, AttemptID: a.ID, OrderID: a.OrderID, Status: channel.StatusFailed,
@@ -132,33 +130,30 @@ func (s *Service) pay(ctx context.Context, m paygate.Merchant, orderID string, c
 	return s.store.Attempt(ctx, a.ID)
 }
 
-// accepted records the channel's trade number of an accepted attempt,
-// unless a callback already did.
-func (s *Service) accepted(ctx context.Context, a Attempt, tradeNo string) error {
-	if tradeNo == "" {
-		return nil
-	}
-	var clash string
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		clash = ""
-		at, err := tx.LockAttempt(ctx, a.ID)
+// accepted records the channel's trade number of an accepted attempt and
+// returns the attempt as it stands: one statement in the usual case, where
+// the result has not arrived yet.
+func (s *Service) accepted(ctx context.Context, a Attempt, tradeNo string) (Attempt, error) {
+	if tradeNo != "" {
+		now := s.now()
+		ok, err := s.store.SetAttemptTradeNo(ctx, a.ID, tradeNo, now)
 		if err != nil {
-			return err
+			return Attempt{}, err
 		}
-		if at.ChannelTradeNo != "" {
-			if at.ChannelTradeNo != tradeNo {
-				clash = at.ChannelTradeNo
-			}
-			return nil
+		if ok {
+			a.ChannelTradeNo, a.UpdatedAt = tradeNo, now
+			return a, nil
 		}
-		at.ChannelTradeNo, at.UpdatedAt = tradeNo, s.now()
-		return tx.UpdateAttempt(ctx, at)
-	})
-	if clash != "" {
+	}
+	at, err := s.store.Attempt(ctx, a.ID)
+	if err != nil {
+		return Attempt{}, err
+	}
+	if tradeNo != "" && at.ChannelTradeNo != "" && at.ChannelTradeNo != tradeNo {
 		s.log.Error("payment: channel gave two trade numbers for one attempt", "alert", AlertMismatch, "attempt_id", a.ID,
 			"channel", a.Channel, "field", "channel_trade_no")
 	}
-	return err
+	return at, nil
 }
 
 // Callback handles a channel's result callback: it authenticates it with
@@ -281,11 +276,7 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 	)
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		held, contradiction, mismatch = nil, false, ""
-		o, err := tx.LockOrder(ctx, a.OrderID)
-		if err != nil {
-			return err
-		}
-		at, err := tx.LockAttempt(ctx, a.ID)
+		at, o, err := tx.LockAttemptWithOrder(ctx, a.ID)
 		if err != nil {
 			return err
 		}

@@ -35,8 +35,9 @@ type Tx interface {
 
 	// InsertAttempt inserts a new attempt.
 	InsertAttempt(ctx context.Context, a Attempt) error
-	// LockAttempt returns the attempt with the id, locking its row.
-	LockAttempt(ctx context.Context, id string) (Attempt, error)
+	// LockAttemptWithOrder returns the attempt with the id and its order,
+	// locking both rows, in one round trip.
+	LockAttemptWithOrder(ctx context.Context, id string) (Attempt, Order, error)
 	// UpdateAttempt stores a's mutable fields (status, channel trade number,
 	// fail code, review, paid time, query schedule, update time).
 	UpdateAttempt(ctx context.Context, a Attempt) error
@@ -61,6 +62,11 @@ type Store interface {
 	Orders(ctx context.Context, q ListQuery) ([]Order, error)
 	// Attempt returns the attempt with the id, whoever's it is.
 	Attempt(ctx context.Context, id string) (Attempt, error)
+	// SetAttemptTradeNo records the channel's trade number of a PROCESSING
+	// attempt that has none yet, in one statement, and reports whether it
+	// did (false: a callback got there first, or the attempt is not
+	// PROCESSING any more).
+	SetAttemptTradeNo(ctx context.Context, id, tradeNo string, now time.Time) (bool, error)
 	// OrderAttempts returns an order's attempts, oldest first.
 	OrderAttempts(ctx context.Context, orderID string) ([]Attempt, error)
 	// AttemptsInReview returns up to limit successful attempts held for

@@ -33,30 +33,44 @@ const orderCols = `id, merchant_id, out_trade_no, description, amount, currency,
 
 type scanner interface{ Scan(...any) error }
 
-func scanOrder(sc scanner) (payment.Order, error) {
-	var o payment.Order
-	var cur, status, md, methods string
-	var expire, success, closed, created, updated int64
-	err := sc.Scan(&o.ID, &o.MerchantID, &o.OutTradeNo, &o.Description, &o.Amount.Total, &cur, &status, &o.NotifyURL,
-		&o.ReturnURL, &o.Attach, &md, &methods, &expire, &o.Sandbox, &o.RequestHash, &o.Amount.PayerTotal, &o.Fee,
-		&o.TransactionID, &o.Channel, &o.ChannelTradeNo, &success, &closed, &o.CloseReason, &created, &updated)
-	if err != nil {
-		return o, err
-	}
-	o.Amount.Currency, o.Status = paygate.Currency(cur), payment.Status(status)
-	o.TimeExpire, o.SuccessTime, o.CloseTime = fromMicros(expire), fromMicros(success), fromMicros(closed)
-	o.CreateTime, o.UpdateTime = fromMicros(created), fromMicros(updated)
-	if md != "" {
-		if err := json.Unmarshal([]byte(md), &o.Metadata); err != nil {
+// orderRow holds one scanned payment_orders row before conversion.
+type orderRow struct {
+	o                                         payment.Order
+	cur, status, md, methods                  string
+	expire, success, closed, created, updated int64
+}
+
+func (r *orderRow) dest() []any {
+	o := &r.o
+	return []any{&o.ID, &o.MerchantID, &o.OutTradeNo, &o.Description, &o.Amount.Total, &r.cur, &r.status, &o.NotifyURL,
+		&o.ReturnURL, &o.Attach, &r.md, &r.methods, &r.expire, &o.Sandbox, &o.RequestHash, &o.Amount.PayerTotal, &o.Fee,
+		&o.TransactionID, &o.Channel, &o.ChannelTradeNo, &r.success, &r.closed, &o.CloseReason, &r.created, &r.updated}
+}
+
+func (r *orderRow) order() (payment.Order, error) {
+	o := r.o
+	o.Amount.Currency, o.Status = paygate.Currency(r.cur), payment.Status(r.status)
+	o.TimeExpire, o.SuccessTime, o.CloseTime = fromMicros(r.expire), fromMicros(r.success), fromMicros(r.closed)
+	o.CreateTime, o.UpdateTime = fromMicros(r.created), fromMicros(r.updated)
+	if r.md != "" {
+		if err := json.Unmarshal([]byte(r.md), &o.Metadata); err != nil {
 			return o, err
 		}
 	}
-	if methods != "" {
-		if err := json.Unmarshal([]byte(methods), &o.PaymentMethods); err != nil {
+	if r.methods != "" {
+		if err := json.Unmarshal([]byte(r.methods), &o.PaymentMethods); err != nil {
 			return o, err
 		}
 	}
 	return o, nil
+}
+
+func scanOrder(sc scanner) (payment.Order, error) {
+	var r orderRow
+	if err := sc.Scan(r.dest()...); err != nil {
+		return payment.Order{}, err
+	}
+	return r.order()
 }
 
 func orderNotFound() error { return paygate.E(paygate.CodeNotFound, "order not found") }
@@ -216,17 +230,34 @@ func (s paymentStore) Orders(ctx context.Context, q payment.ListQuery) ([]paymen
 const attemptCols = `id, order_id, merchant_id, channel, channel_trade_no, amount, currency, status, fail_code, review,
 	paid_at, query_count, next_query_at, created_at, updated_at`
 
+// attemptRow holds one scanned payment_attempts row before conversion.
+type attemptRow struct {
+	a                      payment.Attempt
+	trade                  sql.NullString
+	next                   sql.NullInt64
+	cur, status, review    string
+	paid, created, updated int64
+}
+
+func (r *attemptRow) dest() []any {
+	a := &r.a
+	return []any{&a.ID, &a.OrderID, &a.MerchantID, &a.Channel, &r.trade, &a.Amount, &r.cur, &r.status, &a.FailCode, &r.review,
+		&r.paid, &a.QueryCount, &r.next, &r.created, &r.updated}
+}
+
+func (r *attemptRow) attempt() payment.Attempt {
+	a := r.a
+	a.ChannelTradeNo, a.Currency, a.Status, a.Review = r.trade.String, paygate.Currency(r.cur), channel.Status(r.status), payment.Review(r.review)
+	a.PaidAt, a.NextQueryAt, a.CreatedAt, a.UpdatedAt = fromMicros(r.paid), fromMicros(r.next.Int64), fromMicros(r.created), fromMicros(r.updated)
+	return a
+}
+
 func scanAttempt(sc scanner) (payment.Attempt, error) {
-	var a payment.Attempt
-	var trade sql.NullString
-	var next sql.NullInt64
-	var cur, status, review string
-	var paid, created, updated int64
-	err := sc.Scan(&a.ID, &a.OrderID, &a.MerchantID, &a.Channel, &trade, &a.Amount, &cur, &status, &a.FailCode, &review,
-		&paid, &a.QueryCount, &next, &created, &updated)
-	a.ChannelTradeNo, a.Currency, a.Status, a.Review = trade.String, paygate.Currency(cur), channel.Status(status), payment.Review(review)
-	a.PaidAt, a.NextQueryAt, a.CreatedAt, a.UpdatedAt = fromMicros(paid), fromMicros(next.Int64), fromMicros(created), fromMicros(updated)
-	return a, err
+	var r attemptRow
+	if err := sc.Scan(r.dest()...); err != nil {
+		return payment.Attempt{}, err
+	}
+	return r.attempt(), nil
 }
 
 func nullString(s string) any {
@@ -251,9 +282,33 @@ func (tx *Tx) InsertAttempt(ctx context.Context, a payment.Attempt) error {
 	return wrapDB(err)
 }
 
-// LockAttempt implements payment.Tx.
-func (tx *Tx) LockAttempt(ctx context.Context, id string) (payment.Attempt, error) {
-	return queryOne(ctx, tx.tx, scanAttempt, attemptNotFound, `SELECT `+attemptCols+` FROM payment_attempts WHERE id = $1`+tx.db.lockSuffix, id)
+// LockAttemptWithOrder implements payment.Tx: one SELECT … FOR UPDATE
+// over the join locks both rows on PostgreSQL.
+func (tx *Tx) LockAttemptWithOrder(ctx context.Context, id string) (payment.Attempt, payment.Order, error) {
+	type pair struct {
+		a payment.Attempt
+		o payment.Order
+	}
+	p, err := queryOne(ctx, tx.tx, func(sc scanner) (pair, error) {
+		var ar attemptRow
+		var or orderRow
+		if err := sc.Scan(append(ar.dest(), or.dest()...)...); err != nil {
+			return pair{}, err
+		}
+		o, err := or.order()
+		return pair{ar.attempt(), o}, err
+	}, attemptNotFound, `SELECT `+prefixed("a.", attemptCols)+`, `+prefixed("o.", orderCols)+`
+		FROM payment_attempts a JOIN payment_orders o ON o.id = a.order_id WHERE a.id = $1`+tx.db.lockSuffix, id)
+	return p.a, p.o, err
+}
+
+// prefixed qualifies each column of a column list with a table alias.
+func prefixed(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // UpdateAttempt implements payment.Tx.
@@ -269,6 +324,16 @@ func (tx *Tx) UpdateAttempt(ctx context.Context, a payment.Attempt) error {
 func (tx *Tx) LockAttemptsToQuery(ctx context.Context, now time.Time, limit int) ([]payment.Attempt, error) {
 	return queryMany(ctx, tx.tx, scanAttempt, `SELECT `+attemptCols+` FROM payment_attempts
 		WHERE status = 'PROCESSING' AND next_query_at <= $1 ORDER BY next_query_at, id LIMIT $2`+tx.db.skipLocked, micros(now), limit)
+}
+
+func (s paymentStore) SetAttemptTradeNo(ctx context.Context, id, tradeNo string, now time.Time) (bool, error) {
+	res, err := s.db.SQL.ExecContext(ctx, `UPDATE payment_attempts SET channel_trade_no = $1, updated_at = $2
+		WHERE id = $3 AND channel_trade_no IS NULL AND status = 'PROCESSING'`, tradeNo, micros(now), id)
+	if err != nil {
+		return false, wrapDB(err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, wrapDB(err)
 }
 
 func (s paymentStore) Attempt(ctx context.Context, id string) (payment.Attempt, error) {

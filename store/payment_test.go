@@ -75,9 +75,12 @@ func TestPaymentStoreRoundTrip(t *testing.T) {
 			require.NoError(t, tx.UpdateOrder(ctx, paid))
 			require.NoError(t, tx.InsertAttempt(ctx, a))
 			require.NoError(t, tx.InsertAttempt(ctx, b))
-			got, err := tx.LockAttempt(ctx, "pay_1")
+			got, o, err := tx.LockAttemptWithOrder(ctx, "pay_1")
 			require.NoError(t, err)
 			require.Equal(t, a, got)
+			require.Equal(t, paid, o, "with its order")
+			_, _, err = tx.LockAttemptWithOrder(ctx, "pay_9")
+			require.Equal(t, paygate.CodeNotFound, paygate.CodeOf(err))
 			due, err := tx.LockAttemptsToQuery(ctx, pt0.Add(30*time.Second), 10)
 			require.NoError(t, err)
 			require.Equal(t, []string{"pay_2", "pay_1"}, attemptIDs(due), "earliest query first")
@@ -112,6 +115,25 @@ func TestPaymentStoreRoundTrip(t *testing.T) {
 		require.Empty(t, rv)
 		_, err = ps.Attempt(ctx, "pay_9")
 		require.Equal(t, paygate.CodeNotFound, paygate.CodeOf(err))
+
+		// The trade number is recorded once, on a PROCESSING attempt only.
+		require.NoError(t, ps.InTx(ctx, func(tx payment.Tx) error {
+			c := a
+			c.ID, c.ChannelTradeNo, c.Status, c.NextQueryAt = "pay_4", "", channel.StatusProcessing, pt0
+			return tx.InsertAttempt(ctx, c)
+		}))
+		for _, c := range []struct {
+			id, trade string
+			ok        bool
+		}{{"pay_4", "sim_4", true}, {"pay_4", "sim_5", false}, {"pay_1", "sim_6", false}, {"pay_9", "sim_7", false}} {
+			ok, err := ps.SetAttemptTradeNo(ctx, c.id, c.trade, pt0.Add(time.Hour))
+			require.NoError(t, err)
+			require.Equal(t, c.ok, ok, c)
+		}
+		got4, err := ps.Attempt(ctx, "pay_4")
+		require.NoError(t, err)
+		require.Equal(t, "sim_4", got4.ChannelTradeNo)
+		require.Equal(t, pt0.Add(time.Hour), got4.UpdatedAt)
 
 		// A channel's trade number names one payment.
 		err = ps.InTx(ctx, func(tx payment.Tx) error {
