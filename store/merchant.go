@@ -56,6 +56,12 @@ func scanMerchantRecord(sc mchScanner, extra ...any) (merchant.Record, error) {
 	if err := json.Unmarshal([]byte(ips), &m.IPAllowList); err != nil {
 		return r, fmt.Errorf("store: merchant %s ip_allow_list: %w", m.ID, err)
 	}
+	if len(m.NotifyHosts) == 0 { // empty lists read back as nil, as they were written
+		m.NotifyHosts = nil
+	}
+	if len(m.IPAllowList) == 0 {
+		m.IPAllowList = nil
+	}
 	return r, nil
 }
 
