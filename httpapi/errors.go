@@ -22,6 +22,7 @@ var statuses = map[paygate.Code]int{
 	paygate.CodeAccountNotFound:   http.StatusNotFound,
 	paygate.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 	paygate.CodeIDConflict:        http.StatusConflict,
+	paygate.CodeOutTradeNoUsed:    http.StatusConflict,
 	paygate.CodeConflict:          http.StatusConflict,
 	paygate.CodeAlreadyResolved:   http.StatusConflict,
 	paygate.CodeHoldExpired:       http.StatusConflict,

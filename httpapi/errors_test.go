@@ -29,6 +29,7 @@ var wantStatus = map[paygate.Code]int{
 	paygate.CodeAccountNotFound:   404,
 	paygate.CodeMethodNotAllowed:  405,
 	paygate.CodeIDConflict:        409,
+	paygate.CodeOutTradeNoUsed:    409,
 	paygate.CodeConflict:          409,
 	paygate.CodeAlreadyResolved:   409,
 	paygate.CodeHoldExpired:       409,

@@ -192,7 +192,7 @@ func TestCreateIdempotent(t *testing.T) {
 			r.Metadata = map[string]string{"a": "1", "b": "2"}
 			d.edit(&r)
 			_, _, err := f.svc.Create(f.ctx, mchA, r)
-			requireCode(t, err, paygate.CodeIDConflict, d.field)
+			requireCode(t, err, paygate.CodeOutTradeNoUsed, d.field)
 			require.Equal(t, d.field, fieldOf(err))
 		}
 
@@ -262,7 +262,7 @@ func TestCreateRace(t *testing.T) {
 				switch {
 				case err == nil && !replay:
 					won++
-				case paygate.HasCode(err, paygate.CodeIDConflict):
+				case paygate.HasCode(err, paygate.CodeOutTradeNoUsed):
 					conflicts++
 				default:
 					t.Errorf("unexpected: replay=%v err=%v", replay, err)

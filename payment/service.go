@@ -41,8 +41,8 @@ const (
 const DefaultSandboxChannel = "sim"
 
 // codeOutTradeNoUsed answers an out_trade_no reused with a different
-// request. It is ID_CONFLICT until the root package has a dedicated code.
-const codeOutTradeNoUsed = paygate.CodeIDConflict
+// request (HTTP 409).
+const codeOutTradeNoUsed = paygate.CodeOutTradeNoUsed
 
 // Config configures a Service. Store, Ledger, Merchants and Clock are
 // required; zero limits take the defaults above.
