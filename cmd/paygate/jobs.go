@@ -27,6 +27,15 @@ const (
 // skipped by the others). ticks is injected so that tests drive it without
 // sleeping; serve passes a time.Ticker's channel.
 func runExpiry(ctx context.Context, l holdExpirer, ticks <-chan time.Time, batch, maxRounds int, log *slog.Logger) {
+	runBatches(ctx, "expired holds", l.ExpireHolds, ticks, batch, maxRounds, log)
+}
+
+// runBatches runs a batch job (close expired orders, query unknown payments,
+// delete old nonces...) the way runExpiry runs hold expiry: on every tick,
+// batches of batch until one comes back short or maxRounds ran; errors are
+// logged and retried on the next tick; it returns when ctx is done. name
+// labels its log lines.
+func runBatches(ctx context.Context, name string, fn func(ctx context.Context, limit int) (int, error), ticks <-chan time.Time, batch, maxRounds int, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -35,11 +44,11 @@ func runExpiry(ctx context.Context, l holdExpirer, ticks <-chan time.Time, batch
 		}
 		total := 0
 		for round := 0; round < maxRounds && ctx.Err() == nil; round++ {
-			n, err := l.ExpireHolds(ctx, batch)
+			n, err := fn(ctx, batch)
 			total += n
 			if err != nil {
 				if ctx.Err() == nil { // not merely cancelled by shutdown
-					log.Warn("hold expiry failed; retrying next tick", "error", err)
+					log.Warn("job failed; retrying next tick", "job", name, "error", err)
 				}
 				break
 			}
@@ -48,7 +57,7 @@ func runExpiry(ctx context.Context, l holdExpirer, ticks <-chan time.Time, batch
 			}
 		}
 		if total > 0 {
-			log.Info("expired holds", "count", total)
+			log.Info(name, "count", total)
 		}
 	}
 }
