@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -72,21 +71,13 @@ func (a *app) masterKeyring(cfg Config, log *slog.Logger) (*merchant.Keyring, er
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("cannot create %s: %w", dir, err)
 		}
-		f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		// Write a temporary file, then link it into place: the file
+		// appears whole or not at all, and of processes racing here
+		// exactly one wins and the others read its key.
+		ferr := createFileAtomic(path, []byte(merchant.NewMasterKey()+"\n"), 0o600)
 		switch {
 		case ferr == nil:
 			generated = true
-			_, werr := io.WriteString(f, merchant.NewMasterKey()+"\n")
-			if serr := f.Sync(); werr == nil {
-				werr = serr
-			}
-			if cerr := f.Close(); werr == nil {
-				werr = cerr
-			}
-			if werr != nil {
-				os.Remove(path)
-				return nil, fmt.Errorf("cannot write the master key file %s: %w", path, werr)
-			}
 			log.Warn("$"+masterKeyEnv+" is not set: generated a master key for secrets at rest and saved it (mode 0600); "+
 				"fine for sandbox and development, but in production set "+masterKeyEnv+" from a secret store", "file", path)
 		case errors.Is(ferr, fs.ErrExist): // another process created it first
@@ -136,6 +127,30 @@ type Credentials struct {
 	APIv3Key               string                 `json:"apiv3_key"`
 	PlatformSerialNo       string                 `json:"platform_serial_no"`
 	PlatformPublicKeyFile  string                 `json:"platform_public_key_file"`
+}
+
+// createFileAtomic creates path holding b (mode perm) whole or not at all;
+// it fails with an error matching fs.ErrExist when path exists.
+func createFileAtomic(path string, b []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(perm)
+	if err == nil {
+		_, err = tmp.Write(b)
+	}
+	if serr := tmp.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Link(tmp.Name(), path)
 }
 
 // writeNewFile writes b to a file that must not exist yet, with mode perm.
@@ -211,26 +226,27 @@ func issueCredentials(ctx context.Context, svc *merchant.Service, req merchant.C
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Credentials{}, fmt.Errorf("cannot create %s: %w", dir, err)
 	}
-	pk, err := svc.EnsurePlatformKey(ctx)
-	if err != nil {
-		return Credentials{}, err
-	}
 	created, err := svc.Create(ctx, req)
 	if err != nil {
 		return Credentials{}, err
 	}
 	m := created.Merchant
 	c := Credentials{MchID: m.ID, Name: m.Name, Status: m.Status, SettlementCurrency: m.SettlementCurrency,
-		FeeRateBps: m.FeeRateBps, MerchantSerialNo: created.Key.SerialNo, APIv3Key: created.APIv3Key, PlatformSerialNo: pk.SerialNo}
-	if created.PrivateKey != nil {
-		if c.MerchantPrivateKeyFile, err = filepath.Abs(privateKeyPath(dir, m.ID, created.Key.SerialNo)); err != nil {
-			return c, err
+		FeeRateBps: m.FeeRateBps, MerchantSerialNo: created.Key.SerialNo, APIv3Key: created.APIv3Key}
+	if created.PrivateKey != nil { // written first: it exists nowhere else
+		if c.MerchantPrivateKeyFile, err = filepath.Abs(privateKeyPath(dir, m.ID, created.Key.SerialNo)); err == nil {
+			err = writeNewFile(c.MerchantPrivateKeyFile, signing.PrivateKeyPEM(created.PrivateKey), 0o600)
 		}
-		if err := writeNewFile(c.MerchantPrivateKeyFile, signing.PrivateKeyPEM(created.PrivateKey), 0o600); err != nil {
+		if err != nil {
 			return c, fmt.Errorf("merchant %s was created but its private key could not be written (revoke key %s and add another): %w",
 				m.ID, created.Key.SerialNo, err)
 		}
 	}
+	pk, err := svc.EnsurePlatformKey(ctx)
+	if err != nil {
+		return c, err
+	}
+	c.PlatformSerialNo = pk.SerialNo
 	if c.PlatformPublicKeyFile, err = writePlatformKey(dir, pk); err != nil {
 		return c, err
 	}
