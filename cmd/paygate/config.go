@@ -27,6 +27,9 @@ type Config struct {
 	Calendar        paygate.Calendar
 	ShutdownTimeout time.Duration
 	ExpireInterval  time.Duration
+	// PublicURL is where customers and merchants reach paygate (checkout
+	// links are built from it); default http:// + Listen.
+	PublicURL string
 }
 
 // Database names the configured database for logs and messages, with any
@@ -70,6 +73,8 @@ var (
 		"on SIGTERM/SIGINT, how long in-flight requests may take to finish"}
 	settingExpire = setting{"expire-interval", "PAYGATE_EXPIRE_INTERVAL", "5s",
 		"how often the hold-expiry job runs"}
+	settingPublicURL = setting{"public-url", "PAYGATE_PUBLIC_URL", "",
+		"base URL customers and merchants reach paygate at, for checkout links (default http://LISTEN)"}
 )
 
 // settingsFor lists the settings a command reads.
@@ -77,7 +82,7 @@ func settingsFor(cmd string) []setting {
 	logs := []setting{settingLogLevel, settingLogFormat}
 	switch cmd {
 	case "serve":
-		return append([]setting{settingDB, settingListen}, append(logs, settingTimezone, settingCutoff, settingShutdown, settingExpire)...)
+		return append([]setting{settingDB, settingListen}, append(logs, settingTimezone, settingCutoff, settingShutdown, settingExpire, settingPublicURL)...)
 	case "migrate":
 		return append([]setting{settingDB}, logs...)
 	}
@@ -177,6 +182,12 @@ func resolve(vals map[setting]*string) (Config, error) {
 	}
 	cfg.ShutdownTimeout = duration(settingShutdown)
 	cfg.ExpireInterval = duration(settingExpire)
+	cfg.PublicURL = strings.TrimRight(get(settingPublicURL), "/")
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + cfg.Listen
+	} else if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, bad(settingPublicURL, "want an http(s) URL such as https://pay.example.com"))
+	}
 	if len(errs) > 0 {
 		msgs := make([]string, len(errs))
 		for i, e := range errs {

@@ -14,10 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"paygate"
-	"paygate/httpapi"
-	"paygate/ledger"
-	"paygate/metrics"
 	"paygate/store"
 )
 
@@ -70,8 +66,11 @@ func (a *app) serve(args []string) int {
 	}
 
 	reg := newRegistry(db)
-	svc := metrics.Ledger(reg, ledger.New(db.Ledger(), paygate.SystemClock{}, cfg.Calendar))
-	var handler http.Handler = httpapi.New(httpapi.Config{Logger: log, Registry: reg, DB: db})
+	plat, err := buildPlatform(cfg, db, merchants, reg, log, wiring{CheckoutBaseURL: cfg.PublicURL + "/checkout/"})
+	if err != nil {
+		return a.fail(exitFailure, "serve", "%v", err)
+	}
+	handler := plat.handler
 	if a.wrapHandler != nil {
 		handler = a.wrapHandler(handler)
 	}
@@ -95,8 +94,8 @@ func (a *app) serve(args []string) int {
 
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	var jobs sync.WaitGroup
-	ticker := time.NewTicker(cfg.ExpireInterval)
-	jobs.Go(func() { runExpiry(jobsCtx, svc, ticker.C, expireBatch, expireMaxRounds, log) })
+	plat.runJobs(jobsCtx, &jobs, jobIntervals{Expire: cfg.ExpireInterval, Notify: time.Second,
+		CloseOrders: 10 * time.Second, Reconcile: 30 * time.Second, Nonces: 5 * time.Minute})
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -123,7 +122,6 @@ func (a *app) serve(args []string) int {
 	cancel()
 
 	stopJobs()
-	ticker.Stop()
 	jobs.Wait()
 
 	dbClosed = true
