@@ -52,6 +52,11 @@ type DB struct {
 	// lockSuffix and skipLocked end SELECTs that lock rows.
 	lockSuffix, skipLocked string
 	maxRetries             int
+	// writers admits one write transaction at a time on SQLite, which
+	// allows only one writer anyway: queueing in Go hands the lock over at
+	// once, where SQLite's busy handler would poll with sleeps (measured:
+	// p99 of seconds at 16 clients). Nil on PostgreSQL.
+	writers chan struct{}
 }
 
 // Options tune Open. The zero value is fine.
@@ -115,6 +120,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	}
 	switch dialect {
 	case SQLite:
+		db.writers = make(chan struct{}, 1)
 		path := strings.TrimPrefix(dsn[:strings.IndexByte(dsn, '?')], "file:")
 		if dir := filepath.Dir(path); dir != "." {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -225,6 +231,14 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) inTxOnce(ctx context.Context, fn func(*Tx) error) (err error) {
+	if db.writers != nil {
+		select {
+		case db.writers <- struct{}{}:
+			defer func() { <-db.writers }()
+		case <-ctx.Done():
+			return wrapDB(ctx.Err())
+		}
+	}
 	stx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
 		return wrapDB(err)
