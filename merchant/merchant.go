@@ -25,6 +25,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -79,8 +80,8 @@ type Service struct {
 	cacheTTL time.Duration
 	maxKeys  int
 
-	platformMu sync.Mutex // serialises refreshes of platform
-	platform   *platformSnapshot
+	platformMu sync.Mutex // serialises reloads of platform
+	platform   atomic.Pointer[platformSnapshot]
 }
 
 // New returns a Service. Errors: CodeInvalidArgument for a missing

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -678,4 +679,50 @@ func TestNewRequiresDependencies(t *testing.T) {
 	_, err = merchant.New(merchant.Config{Store: storetest.Open(t, store.SQLite).Merchants(), Clock: paygate.SystemClock{},
 		Keyring: testKeyring(t), MaxActiveKeys: -1})
 	require.Equal(t, paygate.CodeInvalidArgument, paygate.CodeOf(err))
+}
+
+// flakyStore fails PlatformKeys while down is set.
+type flakyStore struct {
+	merchant.Store
+	down *atomic.Bool
+}
+
+func (f flakyStore) PlatformKeys(ctx context.Context) ([]merchant.PlatformKeyRecord, error) {
+	if f.down.Load() {
+		return nil, paygate.E(paygate.CodeUnavailable, "database down")
+	}
+	return f.Store.PlatformKeys(ctx)
+}
+
+// TestSigningKeySurvivesAnOutage: when reloading the platform keys fails,
+// the keys loaded before keep signing; a process that never loaded them
+// reports the failure.
+func TestSigningKeySurvivesAnOutage(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	ctx := context.Background()
+	clock := paygate.NewManualClock(t0)
+	down := &atomic.Bool{}
+	svc, err := merchant.New(merchant.Config{Store: flakyStore{db.Merchants(), down}, Clock: clock, Keyring: testKeyring(t), Logger: quiet})
+	require.NoError(t, err)
+	pk, err := svc.EnsurePlatformKey(ctx)
+	require.NoError(t, err)
+	serial, _, err := svc.SigningKey(ctx)
+	require.NoError(t, err)
+	require.Equal(t, pk.SerialNo, serial)
+
+	down.Store(true)
+	clock.Advance(merchant.DefaultPlatformKeyCacheTTL + time.Second)
+	serial, _, err = svc.SigningKey(ctx)
+	require.NoError(t, err)
+	require.Equal(t, pk.SerialNo, serial)
+
+	fresh, err := merchant.New(merchant.Config{Store: flakyStore{db.Merchants(), down}, Clock: clock, Keyring: testKeyring(t), Logger: quiet})
+	require.NoError(t, err)
+	_, _, err = fresh.SigningKey(ctx)
+	require.Equal(t, paygate.CodeUnavailable, paygate.CodeOf(err))
+	down.Store(false)
+	serial, _, err = fresh.SigningKey(ctx)
+	require.NoError(t, err)
+	require.Equal(t, pk.SerialNo, serial)
 }

@@ -217,30 +217,57 @@ func (s *Service) NotificationKeys(ctx context.Context, mchid string) (string, s
 }
 
 // platformKeys returns the cached snapshot, reloading it when it is older
-// than the TTL (or force). One caller reloads; the others wait for it.
+// than the TTL (or force). The fresh path takes no lock; one caller
+// reloads while the others wait for it. When the reload fails and a
+// snapshot exists, the old one keeps serving (platform keys change rarely
+// and on a schedule) and the reload is retried after platformRetry.
 func (s *Service) platformKeys(ctx context.Context, now time.Time, force bool) (*platformSnapshot, error) {
-	s.platformMu.Lock()
-	defer s.platformMu.Unlock()
-	snap := s.platform
-	if !force && snap != nil && !now.Before(snap.loaded) && now.Sub(snap.loaded) < s.cacheTTL {
+	fresh := func(p *platformSnapshot) bool {
+		return p != nil && !now.Before(p.loaded) && now.Sub(p.loaded) < s.cacheTTL
+	}
+	if snap := s.platform.Load(); !force && fresh(snap) {
 		return snap, nil
 	}
+	s.platformMu.Lock()
+	defer s.platformMu.Unlock()
+	snap := s.platform.Load()
+	if !force && fresh(snap) {
+		return snap, nil
+	}
+	next, err := s.loadPlatformKeys(ctx, now, snap)
+	if err != nil {
+		if snap == nil || force {
+			return nil, err
+		}
+		s.log.Warn("cannot reload the platform keys; signing with the ones loaded before", "error", err)
+		stale := &platformSnapshot{loaded: now.Add(platformRetry - s.cacheTTL), keys: snap.keys}
+		s.platform.Store(stale)
+		return stale, nil
+	}
+	s.platform.Store(next)
+	return next, nil
+}
+
+// platformRetry is how soon a failed reload of the platform keys is retried.
+const platformRetry = 5 * time.Second
+
+func (s *Service) loadPlatformKeys(ctx context.Context, now time.Time, old *platformSnapshot) (*platformSnapshot, error) {
 	recs, err := s.store.PlatformKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("merchant: platform keys: %w", err)
 	}
 	next := &platformSnapshot{loaded: now}
-	old := map[string]*rsa.PrivateKey{}
-	if snap != nil {
-		for _, e := range snap.keys {
-			old[e.rec.SerialNo] = e.priv
+	have := map[string]*rsa.PrivateKey{}
+	if old != nil {
+		for _, e := range old.keys {
+			have[e.rec.SerialNo] = e.priv
 		}
 	}
 	for _, r := range recs {
 		if !now.Before(r.ValidUntil) {
 			continue
 		}
-		priv := old[r.SerialNo] // unsealing and parsing costs about a millisecond: reuse
+		priv := have[r.SerialNo] // unsealing and parsing costs about a millisecond: reuse
 		if priv == nil {
 			b, err := s.keyring.Open(r.PrivateKey, platformAAD(r.SerialNo))
 			if err != nil {
@@ -255,15 +282,10 @@ func (s *Service) platformKeys(ctx context.Context, now time.Time, force bool) (
 		}
 		next.keys = append(next.keys, platformEntry{rec: r, priv: priv})
 	}
-	s.platform = next
 	return next, nil
 }
 
-func (s *Service) dropPlatformCache() {
-	s.platformMu.Lock()
-	s.platform = nil
-	s.platformMu.Unlock()
-}
+func (s *Service) dropPlatformCache() { s.platform.Store(nil) }
 
 // publicKeyCache keeps parsed merchant public keys by their PEM text, which
 // is immutable, so it can never serve a revoked key: revocation is checked

@@ -339,8 +339,10 @@ first use: sandbox and development only).
 // comma-separated list.
 type listFlag []string
 
+// String joins the values with commas.
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
+// Set adds the comma-separated values of one flag occurrence.
 func (l *listFlag) Set(v string) error {
 	for _, p := range strings.Split(v, ",") {
 		if p = strings.TrimSpace(p); p != "" {
