@@ -1,6 +1,9 @@
 package paygate
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // MerchantStatus is a merchant's life-cycle state.
 type MerchantStatus string
@@ -48,4 +51,26 @@ func (m Merchant) Fee(amount int64) int64 {
 		fee = amount
 	}
 	return fee
+}
+
+// NotifyHostAllowed reports whether notifications may go to host: always when
+// the merchant lists no notify hosts; otherwise host must equal a listed
+// name or, for an entry "*.example.com", be a subdomain of example.com.
+// Comparison ignores case and a trailing dot.
+func (m Merchant) NotifyHostAllowed(host string) bool {
+	if len(m.NotifyHosts) == 0 {
+		return true
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	for _, h := range m.NotifyHosts {
+		h = strings.ToLower(h)
+		if suffix, ok := strings.CutPrefix(h, "*."); ok {
+			if strings.HasSuffix(host, "."+suffix) {
+				return true
+			}
+		} else if host == h {
+			return true
+		}
+	}
+	return false
 }

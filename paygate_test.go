@@ -178,3 +178,18 @@ func TestMerchantFee(t *testing.T) {
 	require.True(t, paygate.MerchantLive.CanTransact())
 	require.False(t, paygate.MerchantSuspended.CanTransact())
 }
+
+func TestNotifyHostAllowed(t *testing.T) {
+	t.Parallel()
+	open := paygate.Merchant{}
+	require.True(t, open.NotifyHostAllowed("anything.example"))
+	m := paygate.Merchant{NotifyHosts: []string{"shop.example.com", "*.hooks.example.net"}}
+	cases := map[string]bool{
+		"shop.example.com": true, "SHOP.example.com.": true, "evil.shop.example.com": false, "example.com": false,
+		"a.hooks.example.net": true, "a.b.hooks.example.net": true, "hooks.example.net": false, "xhooks.example.net": false,
+		"shop.example.com.evil.org": false,
+	}
+	for host, want := range cases {
+		require.Equal(t, want, m.NotifyHostAllowed(host), host)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -226,6 +227,9 @@ func (s *Service) newOrder(m paygate.Merchant, req CreateRequest, now time.Time)
 	}
 	if err := notify.ValidateURL(req.NotifyURL, m.Sandbox()); err != nil {
 		return Order{}, err
+	}
+	if u, err := url.Parse(req.NotifyURL); err != nil || !m.NotifyHostAllowed(u.Hostname()) {
+		return Order{}, paygate.EField(paygate.CodeInvalidArgument, "notify_url", "notify_url's host is not among the merchant's allowed notify hosts")
 	}
 	if req.ReturnURL != "" {
 		if len(req.ReturnURL) > MaxURL || notify.ValidateURL(req.ReturnURL, true) != nil {
