@@ -25,6 +25,27 @@ func PlatformFee(cur paygate.Currency) Account {
 	return Account{ID: "platform:fee:" + string(cur), Currency: cur, Code: CodePlatformFee, Owner: "platform", Normal: Credit, Shards: HotShards}
 }
 
+// PlatformFeeFor is PlatformFee for live money and a separate sandbox fee
+// account for sandbox merchants, so simulated payments never mix with the
+// platform's real income.
+func PlatformFeeFor(cur paygate.Currency, sandbox bool) Account {
+	a := PlatformFee(cur)
+	if sandbox {
+		a.ID, a.Owner = "sandbox:fee:"+string(cur), "sandbox"
+	}
+	return a
+}
+
+// SuspenseFor is Suspense for live money and a separate sandbox suspense
+// account for sandbox merchants.
+func SuspenseFor(cur paygate.Currency, sandbox bool) Account {
+	a := Suspense(cur)
+	if sandbox {
+		a.ID, a.Owner = "sandbox:suspense:"+string(cur), "sandbox"
+	}
+	return a
+}
+
 // MerchantPending is a merchant's pending-settlement account in a currency.
 // It may not go negative.
 func MerchantPending(mchID string, cur paygate.Currency) Account {

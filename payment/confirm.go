@@ -214,7 +214,7 @@ func (s *Service) ensureAccounts(ctx context.Context, ch, mch string, cur paygat
 		return nil
 	}
 	if _, err := s.books.CreateAccounts(ctx, []ledger.Account{ledger.ChannelClearing(ch, cur), ledger.MerchantPending(mch, cur),
-		ledger.PlatformFee(cur), ledger.Suspense(cur)}); err != nil {
+		ledger.PlatformFeeFor(cur, false), ledger.SuspenseFor(cur, false), ledger.PlatformFeeFor(cur, true), ledger.SuspenseFor(cur, true)}); err != nil {
 		return fmt.Errorf("payment: create ledger accounts: %w", err)
 	}
 	s.accounts.Store(key, true)
@@ -370,7 +370,7 @@ func (s *Service) paid(ctx context.Context, tx Tx, m paygate.Merchant, o Order, 
 	journal := []ledger.Transfer{{ID: "pay_" + o.ID, DebitAccountID: ledger.ChannelClearing(at.Channel, cur).ID, CreditAccountID: pending,
 		Amount: at.Amount, Currency: cur, Code: TransferPayment, Ref: at.ID}}
 	if fee > 0 {
-		journal = append(journal, ledger.Transfer{ID: "fee_" + o.ID, DebitAccountID: pending, CreditAccountID: ledger.PlatformFee(cur).ID,
+		journal = append(journal, ledger.Transfer{ID: "fee_" + o.ID, DebitAccountID: pending, CreditAccountID: ledger.PlatformFeeFor(cur, o.Sandbox).ID,
 			Amount: fee, Currency: cur, Code: TransferFee, Ref: at.ID})
 	}
 	if _, err := s.books.Apply(ctx, tx, journal); err != nil {
@@ -396,7 +396,7 @@ func (s *Service) hold(ctx context.Context, tx Tx, o Order, at Attempt) (Order, 
 	}
 	cur := at.Currency
 	if _, err := s.books.Apply(ctx, tx, []ledger.Transfer{{ID: "susp_" + at.ID, DebitAccountID: ledger.ChannelClearing(at.Channel, cur).ID,
-		CreditAccountID: ledger.Suspense(cur).ID, Amount: at.Amount, Currency: cur, Code: TransferSuspense, Ref: o.ID}}); err != nil {
+		CreditAccountID: ledger.SuspenseFor(cur, o.Sandbox).ID, Amount: at.Amount, Currency: cur, Code: TransferSuspense, Ref: o.ID}}); err != nil {
 		return Order{}, fmt.Errorf("payment: book held payment: %w", err)
 	}
 	ev, err := s.event(o, typ, summary, &at)

@@ -103,7 +103,7 @@ func TestConcurrentConfirmationsPayOnce(t *testing.T) {
 		}
 		requirePaidOnce(t, f, mchA, o.ID)
 		require.Equal(t, int64(10_000-60), f.balance(t, ledger.MerchantPending(mchA, "CNY")))
-		require.Equal(t, int64(60), f.balance(t, ledger.PlatformFee("CNY")))
+		require.Equal(t, int64(60), f.balance(t, ledger.PlatformFeeFor("CNY", true)))
 		require.Empty(t, f.logs.alerts(t))
 	})
 }
@@ -163,7 +163,7 @@ func TestLatePayment(t *testing.T) {
 			} else {
 				require.Equal(t, payment.StatusNotPay, f.get(t, mchB, o.ID).Status, "expired, but the job has not run")
 			}
-			before := f.balance(t, ledger.Suspense("CNY"))
+			before := f.balance(t, ledger.SuspenseFor("CNY", true))
 			f.settle(time.Minute) // the late callback
 			require.Len(t, f.callbacks(), 1)
 
@@ -178,7 +178,7 @@ func TestLatePayment(t *testing.T) {
 
 			require.Empty(t, f.transfers(t, "pay_"+o.ID), "the merchant is not credited")
 			require.Len(t, f.transfers(t, "susp_"+a.ID), 1)
-			require.Equal(t, before+10_000, f.balance(t, ledger.Suspense("CNY")), "the money waits in suspense")
+			require.Equal(t, before+10_000, f.balance(t, ledger.SuspenseFor("CNY", true)), "the money waits in suspense")
 			f.ledgerOK(t)
 
 			evs := f.events(t, o.ID)

@@ -44,7 +44,7 @@ func TestPaidOrder(t *testing.T) {
 		require.Len(t, f.transfers(t, "pay_"+o.ID, "fee_"+o.ID), 2)
 		require.Equal(t, int64(10_000), f.balance(t, ledger.ChannelClearing("sim", "CNY")))
 		require.Equal(t, 10_000-fee, f.balance(t, ledger.MerchantPending(mchA, "CNY")))
-		require.Equal(t, fee, f.balance(t, ledger.PlatformFee("CNY")))
+		require.Equal(t, fee, f.balance(t, ledger.PlatformFeeFor("CNY", true)))
 		f.ledgerOK(t)
 
 		evs := f.events(t, o.ID)

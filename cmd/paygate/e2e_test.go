@@ -152,7 +152,7 @@ func TestEndToEndSandboxPayment(t *testing.T) {
 		require.Error(t, err)
 
 		fee := e.created.Merchant.Fee(12_345)
-		accts, err := e.p.ledger.LookupAccounts(ctx, []string{ledger.MerchantPending(e.created.Merchant.ID, "CNY").ID, ledger.PlatformFee("CNY").ID})
+		accts, err := e.p.ledger.LookupAccounts(ctx, []string{ledger.MerchantPending(e.created.Merchant.ID, "CNY").ID, ledger.PlatformFeeFor("CNY", true).ID})
 		require.NoError(t, err)
 		for _, acc := range accts {
 			if acc.Code == ledger.CodeMerchantPending {
