@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"paygate"
@@ -361,4 +362,43 @@ func (v *V1) Register(mux *http.ServeMux) {
 		}
 		mux.Handle(rt.Method+" "+rt.Path, h)
 	}
+	// Unknown /v1 paths and wrong methods answer like every /v1 route:
+	// signed, in the error shape.
+	mux.Handle("/v1/", sign(http.HandlerFunc(v1NoRoute)))
+}
+
+// v1NoRoute answers a /v1 request no route matched: 405 when the path
+// exists with another method (listing them in Allow), else 404.
+func v1NoRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, rt := range Routes() {
+		if pathMatches(rt.Path, r.URL.Path) && rt.Method != r.Method {
+			allow = append(allow, rt.Method)
+		}
+	}
+	if len(allow) == 0 {
+		WriteError(w, paygate.E(paygate.CodeNotFound, "no such API path"))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	WriteError(w, paygate.E(paygate.CodeMethodNotAllowed, "method not allowed; see the Allow header"))
+}
+
+// pathMatches reports whether path fits pattern, whose {name} segments
+// match any one non-empty segment.
+func pathMatches(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if strings.HasPrefix(ps[i], "{") {
+			if xs[i] == "" {
+				return false
+			}
+		} else if ps[i] != xs[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -188,6 +188,9 @@ func TestV1Routes(t *testing.T) {
 		{"GET", "/v1/notifications/evt_x", "1900000001", "", 404, "NOT_FOUND"},
 		{"POST", "/v1/notifications/evt_x/resend", "1900000001", "", 202, ""},
 		{"GET", "/v1/openapi.json", "", "", 200, ""},
+		{"GET", "/v1/nothing-here", "1900000001", "", 404, "NOT_FOUND"},
+		{"DELETE", "/v1/orders/ord_1", "1900000001", "", 405, "METHOD_NOT_ALLOWED"},
+		{"GET", "/v1/orders/ord_1/close", "1900000001", "", 405, "METHOD_NOT_ALLOWED"},
 	}
 	for _, c := range cases {
 		status, body := call(t, h, c.method, c.path, c.mch, c.body)

@@ -221,6 +221,10 @@ func TestEndToEndOfficialSDK(t *testing.T) {
 		require.ErrorAs(t, err, &apiErr)
 		require.Equal(t, 404, apiErr.StatusCode)
 		require.Equal(t, "NOT_FOUND", apiErr.Code)
+		// So is the answer for a path that does not exist.
+		_, err = wx.Get(ctx, e.srv.URL+"/v1/no/such/path")
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, 404, apiErr.StatusCode)
 	})
 }
 
