@@ -323,34 +323,19 @@ func (v *V1) Register(mux *http.ServeMux) {
 	if auth == nil {
 		auth = id
 	}
+	handlers := map[string]http.Handler{
+		"createOrder": http.HandlerFunc(v.createOrder), "getOrder": http.HandlerFunc(v.getOrder),
+		"getOrderByOutTradeNo": http.HandlerFunc(v.getOrderByOutTradeNo), "closeOrder": http.HandlerFunc(v.closeOrder),
+		"listOrders": http.HandlerFunc(v.listOrders), "sandboxPay": http.HandlerFunc(v.sandboxPay),
+		"channelCallback": http.HandlerFunc(v.channelCallback), "listNotifications": http.HandlerFunc(v.listNotifications),
+		"getNotification": http.HandlerFunc(v.getNotification), "resendNotification": http.HandlerFunc(v.resendNotification),
+		"openAPI": http.HandlerFunc(v.openAPI),
+	}
+	if v.Certificates != nil {
+		handlers["listCertificates"] = v.Certificates
+	}
 	for _, rt := range Routes() {
-		var h http.Handler
-		switch rt.OperationID {
-		case "createOrder":
-			h = http.HandlerFunc(v.createOrder)
-		case "getOrder":
-			h = http.HandlerFunc(v.getOrder)
-		case "getOrderByOutTradeNo":
-			h = http.HandlerFunc(v.getOrderByOutTradeNo)
-		case "closeOrder":
-			h = http.HandlerFunc(v.closeOrder)
-		case "listOrders":
-			h = http.HandlerFunc(v.listOrders)
-		case "sandboxPay":
-			h = http.HandlerFunc(v.sandboxPay)
-		case "channelCallback":
-			h = http.HandlerFunc(v.channelCallback)
-		case "listNotifications":
-			h = http.HandlerFunc(v.listNotifications)
-		case "getNotification":
-			h = http.HandlerFunc(v.getNotification)
-		case "resendNotification":
-			h = http.HandlerFunc(v.resendNotification)
-		case "listCertificates":
-			h = v.Certificates
-		case "openAPI":
-			h = http.HandlerFunc(v.openAPI)
-		}
+		h := handlers[rt.OperationID]
 		if h == nil {
 			continue
 		}
