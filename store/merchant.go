@@ -74,20 +74,6 @@ func mchJSONList(l []string) string {
 	return string(b)
 }
 
-func mchNullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func mchNullMicros(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixMicro()
-}
-
 func errNoMerchant(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return paygate.E(paygate.CodeNotFound, "no such merchant")
@@ -100,9 +86,9 @@ func (tx *Tx) InsertMerchant(ctx context.Context, r merchant.Record) (bool, erro
 	m := r.Merchant
 	res, err := tx.tx.ExecContext(ctx, `INSERT INTO merchants (`+merchantCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
-		m.ID, mchNullString(m.ParentID), m.Name, string(m.Status), string(m.SettlementCurrency), m.FeeRateBps,
+		m.ID, nullString(m.ParentID), m.Name, string(m.Status), string(m.SettlementCurrency), m.FeeRateBps,
 		mchJSONList(m.NotifyHosts), mchJSONList(m.IPAllowList), r.APIv3Key.Ciphertext, r.APIv3Key.KeyID,
-		mchNullMicros(r.LiveSince), micros(m.CreatedAt), micros(r.UpdatedAt))
+		nullMicros(r.LiveSince), micros(m.CreatedAt), micros(r.UpdatedAt))
 	return mchAffected(res, err)
 }
 
@@ -134,7 +120,7 @@ func (tx *Tx) UpdateMerchant(ctx context.Context, r merchant.Record) error {
 		notify_hosts = $5, ip_allow_list = $6, apiv3_key_enc = $7, apiv3_key_kid = $8, live_since = $9, updated_at = $10
 		WHERE id = $1`,
 		m.ID, m.Name, string(m.Status), m.FeeRateBps, mchJSONList(m.NotifyHosts), mchJSONList(m.IPAllowList),
-		r.APIv3Key.Ciphertext, r.APIv3Key.KeyID, mchNullMicros(r.LiveSince), micros(r.UpdatedAt)))
+		r.APIv3Key.Ciphertext, r.APIv3Key.KeyID, nullMicros(r.LiveSince), micros(r.UpdatedAt)))
 	if err == nil && !ok {
 		err = paygate.E(paygate.CodeNotFound, "no such merchant")
 	}
@@ -152,7 +138,7 @@ func (tx *Tx) CountActiveMerchantKeys(ctx context.Context, merchantID string) (i
 func (tx *Tx) InsertMerchantKey(ctx context.Context, k merchant.Key) (bool, error) {
 	return mchAffected(tx.tx.ExecContext(ctx, `INSERT INTO merchant_keys (merchant_id, serial_no, public_key, source, created_at, revoked_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (merchant_id, serial_no) DO NOTHING`,
-		k.MerchantID, k.SerialNo, k.PublicKeyPEM, string(k.Source), micros(k.CreatedAt), mchNullMicros(k.RevokedAt)))
+		k.MerchantID, k.SerialNo, k.PublicKeyPEM, string(k.Source), micros(k.CreatedAt), nullMicros(k.RevokedAt)))
 }
 
 // RevokeMerchantKey implements merchant.Tx.

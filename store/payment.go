@@ -260,20 +260,6 @@ func scanAttempt(sc scanner) (payment.Attempt, error) {
 	return r.attempt(), nil
 }
 
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func nullMicros(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixMicro()
-}
-
 // InsertAttempt implements payment.Tx.
 func (tx *Tx) InsertAttempt(ctx context.Context, a payment.Attempt) error {
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO payment_attempts (`+attemptCols+`) VALUES (`+placeholders(1, 15)+`)`,
