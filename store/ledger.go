@@ -22,6 +22,7 @@ var (
 	_ ledger.Tx    = (*Tx)(nil)
 )
 
+// InTx implements ledger.Store.
 func (s ledgerStore) InTx(ctx context.Context, fn func(ledger.Tx) error) error {
 	return s.db.InTx(ctx, func(tx *Tx) error { return fn(tx) })
 }
@@ -384,14 +385,17 @@ func (tx *Tx) SetAccountFlags(ctx context.Context, id string, flags ledger.Accou
 	return wrapDB(err)
 }
 
+// Accounts implements ledger.Store.
 func (s ledgerStore) Accounts(ctx context.Context, ids []string) ([]ledger.Account, error) {
 	return queryAccounts(ctx, s.db.SQL, ids, true)
 }
 
+// Transfers implements ledger.Store.
 func (s ledgerStore) Transfers(ctx context.Context, ids []string) ([]ledger.Transfer, error) {
 	return queryTransfersByID(ctx, s.db.SQL, ids)
 }
 
+// AccountTransfers implements ledger.Store.
 func (s ledgerStore) AccountTransfers(ctx context.Context, accountID string, before int64, limit int) ([]ledger.Transfer, error) {
 	if before <= 0 {
 		before = 1<<63 - 1
@@ -409,6 +413,7 @@ func (s ledgerStore) AccountTransfers(ctx context.Context, accountID string, bef
 	return scanTransfers(rows)
 }
 
+// TrialBalanceLines implements ledger.Store.
 func (s ledgerStore) TrialBalanceLines(ctx context.Context, date paygate.Date) ([]ledger.TrialBalanceLine, error) {
 	rows, err := s.db.SQL.QueryContext(ctx, `SELECT a.id, a.currency, a.code, a.normal_side,
 		CAST(COALESCE(SUM(m.d), 0) AS BIGINT), CAST(COALESCE(SUM(m.c), 0) AS BIGINT)

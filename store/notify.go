@@ -61,6 +61,7 @@ func (tx *Tx) InsertEvents(ctx context.Context, evs []notify.Event) error {
 const claimCols = `seq, id, merchant_id, event_type, original_type, summary, url, sandbox, payload, created_at,
 	attempts, attempts_in_round`
 
+// ClaimDue implements notify.Store.
 func (s notifyStore) ClaimDue(ctx context.Context, owner string, now, until time.Time, limit int) ([]notify.Claim, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -130,6 +131,7 @@ func (s notifyStore) ClaimDue(ctx context.Context, owner string, now, until time
 	return out, nil
 }
 
+// Finish implements notify.Store.
 func (s notifyStore) Finish(ctx context.Context, f notify.Finish) (bool, error) {
 	a := f.Attempt
 	at := micros(a.FinishedAt)
@@ -182,6 +184,7 @@ func (s notifyStore) Finish(ctx context.Context, f notify.Finish) (bool, error) 
 const recordCols = `seq, id, merchant_id, event_type, original_type, summary, url, sandbox, payload, created_at,
 	status, next_attempt_at, delivered_at`
 
+// Events implements notify.Store.
 func (s notifyStore) Events(ctx context.Context, merchantID string, before int64, limit int) ([]notify.Record, error) {
 	if before <= 0 {
 		before = 1<<63 - 1
@@ -190,6 +193,7 @@ func (s notifyStore) Events(ctx context.Context, merchantID string, before int64
 		ORDER BY seq DESC LIMIT $3`, merchantID, before, limit)
 }
 
+// Event implements notify.Store.
 func (s notifyStore) Event(ctx context.Context, merchantID, eventID string) (notify.Record, bool, error) {
 	rs, err := s.records(ctx, `SELECT `+recordCols+` FROM notify_events WHERE id = $1 AND merchant_id = $2`, eventID, merchantID)
 	if err != nil || len(rs) == 0 {
@@ -258,6 +262,7 @@ func (s notifyStore) records(ctx context.Context, query string, args ...any) ([]
 	return out, wrapDB(arows.Err())
 }
 
+// Resend implements notify.Store.
 func (s notifyStore) Resend(ctx context.Context, merchantID, eventID string, now time.Time) (bool, error) {
 	var ok bool
 	err := s.db.InTx(ctx, func(tx *Tx) error {

@@ -23,6 +23,7 @@ var (
 	_ payment.Tx    = (*Tx)(nil)
 )
 
+// InTx implements payment.Store.
 func (s paymentStore) InTx(ctx context.Context, fn func(payment.Tx) error) error {
 	return s.db.InTx(ctx, func(tx *Tx) error { return fn(tx) })
 }
@@ -192,16 +193,19 @@ func (tx *Tx) LockExpiredOrders(ctx context.Context, now time.Time, limit int) (
 		micros(now), limit)
 }
 
+// Order implements payment.Store.
 func (s paymentStore) Order(ctx context.Context, merchantID, id string) (payment.Order, error) {
 	return queryOne(ctx, s.db.SQL, scanOrder, orderNotFound, `SELECT `+orderCols+` FROM payment_orders
 		WHERE id = $1 AND merchant_id = $2`, id, merchantID)
 }
 
+// OrderByOutTradeNo implements payment.Store.
 func (s paymentStore) OrderByOutTradeNo(ctx context.Context, merchantID, outTradeNo string) (payment.Order, error) {
 	return queryOne(ctx, s.db.SQL, scanOrder, orderNotFound, `SELECT `+orderCols+` FROM payment_orders
 		WHERE merchant_id = $1 AND out_trade_no = $2`, merchantID, outTradeNo)
 }
 
+// Orders implements payment.Store.
 func (s paymentStore) Orders(ctx context.Context, q payment.ListQuery) ([]payment.Order, error) {
 	var b strings.Builder
 	args := []any{q.MerchantID}
@@ -312,6 +316,7 @@ func (tx *Tx) LockAttemptsToQuery(ctx context.Context, now time.Time, limit int)
 		WHERE status = 'PROCESSING' AND next_query_at <= $1 ORDER BY next_query_at, id LIMIT $2`+tx.db.skipLocked, micros(now), limit)
 }
 
+// SetAttemptTradeNo implements payment.Store.
 func (s paymentStore) SetAttemptTradeNo(ctx context.Context, id, tradeNo string, now time.Time) (bool, error) {
 	res, err := s.db.SQL.ExecContext(ctx, `UPDATE payment_attempts SET channel_trade_no = $1, updated_at = $2
 		WHERE id = $3 AND channel_trade_no IS NULL AND status = 'PROCESSING'`, tradeNo, micros(now), id)
@@ -322,14 +327,17 @@ func (s paymentStore) SetAttemptTradeNo(ctx context.Context, id, tradeNo string,
 	return n == 1, wrapDB(err)
 }
 
+// Attempt implements payment.Store.
 func (s paymentStore) Attempt(ctx context.Context, id string) (payment.Attempt, error) {
 	return queryOne(ctx, s.db.SQL, scanAttempt, attemptNotFound, `SELECT `+attemptCols+` FROM payment_attempts WHERE id = $1`, id)
 }
 
+// OrderAttempts implements payment.Store.
 func (s paymentStore) OrderAttempts(ctx context.Context, orderID string) ([]payment.Attempt, error) {
 	return queryMany(ctx, s.db.SQL, scanAttempt, `SELECT `+attemptCols+` FROM payment_attempts WHERE order_id = $1 ORDER BY id`, orderID)
 }
 
+// AttemptsInReview implements payment.Store.
 func (s paymentStore) AttemptsInReview(ctx context.Context, afterID string, limit int) ([]payment.Attempt, error) {
 	return queryMany(ctx, s.db.SQL, scanAttempt, `SELECT `+attemptCols+` FROM payment_attempts
 		WHERE review <> '' AND id > $1 ORDER BY id LIMIT $2`, afterID, limit)
