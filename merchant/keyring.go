@@ -1,124 +1,27 @@
 package merchant
 
-import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"fmt"
-	"strings"
+import "paygate/sealing"
 
-	"paygate"
-)
+// MasterKeySize is the size of a master key: AES-256 (sealing.MasterKeySize).
+const MasterKeySize = sealing.MasterKeySize
 
-// MasterKeySize is the size of a master key: AES-256.
-const MasterKeySize = 32
+// Sealed is a secret encrypted at rest; see sealing.Sealed.
+type Sealed = sealing.Sealed
 
-// Sealed is a secret encrypted at rest: AES-256-GCM under the master key
-// KeyID names, Ciphertext being base64(12-byte nonce || ciphertext || tag).
-type Sealed struct {
-	KeyID      string
-	Ciphertext string
-}
-
-// Keyring holds the master keys that seal secrets at rest. The first key
-// seals; every key opens, so a master key can rotate: put the new key first
-// and keep the old one until every row is resealed. A Keyring is safe for
-// concurrent use.
-type Keyring struct {
-	current string
-	aeads   map[string]cipher.AEAD
-}
+// Keyring holds the master keys that seal secrets at rest; see
+// sealing.Keyring.
+type Keyring = sealing.Keyring
 
 // NewKeyring returns a Keyring of the given 32-byte keys, the first sealing.
 // Errors: CodeInvalidArgument for no key or a key of the wrong size.
-func NewKeyring(keys ...[]byte) (*Keyring, error) {
-	if len(keys) == 0 {
-		return nil, paygate.E(paygate.CodeInvalidArgument, "a master key is required")
-	}
-	k := &Keyring{aeads: map[string]cipher.AEAD{}}
-	for i, key := range keys {
-		if len(key) != MasterKeySize {
-			return nil, paygate.E(paygate.CodeInvalidArgument, "a master key must be %d bytes, key %d has %d", MasterKeySize, i+1, len(key))
-		}
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, paygate.Internal(fmt.Errorf("merchant: master key: %w", err))
-		}
-		gcm, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, paygate.Internal(fmt.Errorf("merchant: master key: %w", err))
-		}
-		id := MasterKeyID(key)
-		if i == 0 {
-			k.current = id
-		}
-		k.aeads[id] = gcm
-	}
-	return k, nil
-}
+func NewKeyring(keys ...[]byte) (*Keyring, error) { return sealing.NewKeyring(keys...) }
 
-// ParseKeyring parses the PAYGATE_MASTER_KEY format: one or more standard
-// base64 encodings of 32-byte keys separated by commas, the first sealing.
+// ParseKeyring parses the PAYGATE_MASTER_KEY format (sealing.ParseKeyring).
 // Errors: CodeInvalidArgument, never echoing the value.
-func ParseKeyring(s string) (*Keyring, error) {
-	var keys [][]byte
-	for i, part := range strings.Split(s, ",") {
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(part))
-		if err != nil {
-			return nil, paygate.E(paygate.CodeInvalidArgument, "master key %d is not standard base64", i+1)
-		}
-		keys = append(keys, b)
-	}
-	return NewKeyring(keys...)
-}
+func ParseKeyring(s string) (*Keyring, error) { return sealing.ParseKeyring(s) }
 
 // NewMasterKey returns a random 32-byte master key, base64-encoded.
-func NewMasterKey() string {
-	b := make([]byte, MasterKeySize)
-	rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
-}
+func NewMasterKey() string { return sealing.NewMasterKey() }
 
-// MasterKeyID returns the public id of a master key: 16 hex digits of a
-// domain-separated SHA-256 of it. It identifies the key without revealing it.
-func MasterKeyID(key []byte) string {
-	h := sha256.Sum256(append([]byte("paygate master key id\x00"), key...))
-	return hex.EncodeToString(h[:8])
-}
-
-// KeyID returns the id of the key that seals.
-func (k *Keyring) KeyID() string { return k.current }
-
-// Seal encrypts plaintext under the current master key, binding it to aad
-// (the row it belongs to), so a ciphertext moved to another row does not open.
-func (k *Keyring) Seal(plaintext, aad []byte) Sealed {
-	gcm := k.aeads[k.current]
-	nonce := make([]byte, gcm.NonceSize(), gcm.NonceSize()+len(plaintext)+gcm.Overhead())
-	rand.Read(nonce)
-	out := gcm.Seal(nonce, nonce, plaintext, aad)
-	return Sealed{KeyID: k.current, Ciphertext: base64.StdEncoding.EncodeToString(out)}
-}
-
-// Open decrypts s sealed with aad. Errors: CodeInternal (logged, never
-// shown) when the master key s names is not in the ring, or the ciphertext
-// is corrupt or belongs to another row.
-func (k *Keyring) Open(s Sealed, aad []byte) ([]byte, error) {
-	gcm, ok := k.aeads[s.KeyID]
-	if !ok {
-		return nil, paygate.Internal(fmt.Errorf("merchant: secret sealed with master key id %s, which is not configured "+
-			"(this process has %s; set PAYGATE_MASTER_KEY to include the key that sealed it)", s.KeyID, k.current))
-	}
-	b, err := base64.StdEncoding.DecodeString(s.Ciphertext)
-	if err != nil || len(b) < gcm.NonceSize()+gcm.Overhead() {
-		return nil, paygate.Internal(fmt.Errorf("merchant: sealed secret is malformed"))
-	}
-	n := gcm.NonceSize()
-	pt, err := gcm.Open(nil, b[:n], b[n:], aad)
-	if err != nil {
-		return nil, paygate.Internal(fmt.Errorf("merchant: sealed secret does not open under master key %s: %w", s.KeyID, err))
-	}
-	return pt, nil
-}
+// MasterKeyID returns the public id of a master key (sealing.MasterKeyID).
+func MasterKeyID(key []byte) string { return sealing.MasterKeyID(key) }
