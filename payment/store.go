@@ -58,6 +58,9 @@ type Store interface {
 	Order(ctx context.Context, merchantID, id string) (Order, error)
 	// OrderByOutTradeNo returns the merchant's order with that number.
 	OrderByOutTradeNo(ctx context.Context, merchantID, outTradeNo string) (Order, error)
+	// OrderByID returns the order with the id, whoever's it is (the
+	// checkout's read; CodeNotFound when there is none).
+	OrderByID(ctx context.Context, id string) (Order, error)
 	// Orders lists orders as q says, newest first.
 	Orders(ctx context.Context, q ListQuery) ([]Order, error)
 	// Attempt returns the attempt with the id, whoever's it is.

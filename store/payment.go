@@ -199,6 +199,11 @@ func (s paymentStore) Order(ctx context.Context, merchantID, id string) (payment
 		WHERE id = $1 AND merchant_id = $2`, id, merchantID)
 }
 
+// OrderByID implements payment.Store.
+func (s paymentStore) OrderByID(ctx context.Context, id string) (payment.Order, error) {
+	return queryOne(ctx, s.db.SQL, scanOrder, orderNotFound, `SELECT `+orderCols+` FROM payment_orders WHERE id = $1`, id)
+}
+
 // OrderByOutTradeNo implements payment.Store.
 func (s paymentStore) OrderByOutTradeNo(ctx context.Context, merchantID, outTradeNo string) (payment.Order, error) {
 	return queryOne(ctx, s.db.SQL, scanOrder, orderNotFound, `SELECT `+orderCols+` FROM payment_orders
