@@ -37,6 +37,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// V1 is the merchant open API; nil serves only the operational routes.
 	V1 *V1
+	// Pages registers the browser-facing pages (the hosted checkout,
+	// package web) on the same mux, behind the same request log, metrics
+	// and panic recovery; nil serves none.
+	Pages interface{ Register(mux *http.ServeMux) }
 }
 
 // New returns paygate's HTTP handler, a net/http ServeMux behind the
@@ -46,7 +50,8 @@ type Config struct {
 //   - GET /readyz: 200 {"status":"ok"} when the database answers within
 //     ReadyTimeout, else 503 with code UNAVAILABLE;
 //   - GET /metrics: the registry in the Prometheus exposition format;
-//   - the /v1 merchant API (V1.Register) when Config.V1 is set.
+//   - the /v1 merchant API (V1.Register) when Config.V1 is set;
+//   - the pages (Pages.Register) when Config.Pages is set.
 //
 // Unknown paths answer 404 NOT_FOUND and known paths with another method
 // 405 METHOD_NOT_ALLOWED, both in the error JSON shape.
@@ -80,6 +85,9 @@ func New(cfg Config) http.Handler {
 	}))
 	if cfg.V1 != nil {
 		cfg.V1.Register(mux)
+	}
+	if cfg.Pages != nil {
+		cfg.Pages.Register(mux)
 	}
 	return observe(cfg.Logger, newHTTPMetrics(cfg.Registry), jsonMuxErrors(mux))
 }

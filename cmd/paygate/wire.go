@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"paygate/notify"
 	"paygate/payment"
 	"paygate/store"
+	"paygate/web"
 )
 
 // platform is paygate assembled: the use cases over one database, the HTTP
@@ -94,7 +96,12 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 		Authenticate: auth.Wrap,
 		Sign:         func(h http.Handler) http.Handler { return httpapi.SignResponses(merchants, h) },
 	}
-	p.handler = httpapi.New(httpapi.Config{Logger: log, Registry: reg, DB: db, V1: v1})
+	pages, err := web.New(web.Config{Orders: svc, Clock: w.Clock, Logger: log,
+		SecureCookies: strings.HasPrefix(w.CheckoutBaseURL, "https://")})
+	if err != nil {
+		return nil, err
+	}
+	p.handler = httpapi.New(httpapi.Config{Logger: log, Registry: reg, DB: db, V1: v1, Pages: pages})
 	return p, nil
 }
 
