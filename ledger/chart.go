@@ -6,10 +6,12 @@ import "paygate"
 const (
 	CodeChannelClearing = 100 // asset: money the channel owes us for confirmed payments
 	CodeCustomerDeposit = 200 // liability: a customer's account balance
+	CodeCardAccount     = 210 // liability: the balance behind one of the institution's own cards
 	CodeMerchantPending = 300 // liability: merchant funds not yet settled
 	CodeMerchantSettled = 310 // liability: merchant funds settled and available
 	CodePlatformFee     = 400 // income: fees kept by the platform
 	CodeSuspense        = 900 // liability: money awaiting review (e.g. paid after close)
+	CodeSandboxFunding  = 910 // asset: where the sandbox's seeded customer balances come from
 	HotShards           = 16  // shards of accounts every payment touches
 )
 
@@ -61,4 +63,23 @@ func MerchantSettled(mchID string, cur paygate.Currency) Account {
 // confirmed after its order closed) until it is refunded or reviewed.
 func Suspense(cur paygate.Currency) Account {
 	return Account{ID: "platform:suspense:" + string(cur), Currency: cur, Code: CodeSuspense, Owner: "platform", Normal: Credit}
+}
+
+// CustomerDeposit is a customer's balance account in a currency: credited
+// when money comes in, debited by balance payments, never overdrawn.
+func CustomerDeposit(customerID string, cur paygate.Currency) Account {
+	return Account{ID: "cus:" + customerID + ":" + string(cur), Currency: cur, Code: CodeCustomerDeposit, Owner: customerID, Normal: Credit, Flags: DebitsMustNotExceedCredits}
+}
+
+// CardAccount is the account behind one of the institution's own cards
+// (debit or corporate), owned by the customer: a card payment debits it,
+// and it is never overdrawn.
+func CardAccount(cardID, customerID string, cur paygate.Currency) Account {
+	return Account{ID: "card:" + cardID + ":" + string(cur), Currency: cur, Code: CodeCardAccount, Owner: customerID, Normal: Credit, Flags: DebitsMustNotExceedCredits}
+}
+
+// SandboxFunding is the sandbox's source of seeded customer money: debited
+// when the sandbox seed credits a test card or balance.
+func SandboxFunding(cur paygate.Currency) Account {
+	return Account{ID: "sandbox:funding:" + string(cur), Currency: cur, Code: CodeSandboxFunding, Owner: "sandbox", Normal: Debit}
 }
