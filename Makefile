@@ -22,8 +22,9 @@ run: ## start paygate (SQLite under ./data, http://127.0.0.1:8080)
 test: deps ## run every test (race detector on), on SQLite and PostgreSQL
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
-deps: ## install what the tests need (PostgreSQL server binaries) if missing
+deps: ## install what the tests need (PostgreSQL server binaries, chromium) if missing
 	@scripts/ensure-postgres.sh
+	@scripts/ensure-chromium.sh
 
 bench: deps ## run the go test benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
