@@ -81,6 +81,8 @@ func (a *app) run(args []string) int {
 		return a.bench(rest)
 	case "merchant":
 		return a.merchant(rest)
+	case "sms":
+		return a.sms(rest)
 	case "version", "-version", "--version":
 		fmt.Fprintf(a.stdout, "paygate %s %s/%s %s\n", version, runtime.GOOS, runtime.GOARCH, runtime.Version())
 		return exitOK
