@@ -197,3 +197,5 @@ func dump(t testing.TB, db *store.DB) string {
 	}
 	return b.String()
 }
+
+func sealingIndex(key string) (*sealing.BlindIndex, error) { return sealing.NewBlindIndex([]byte(key)) }
