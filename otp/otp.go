@@ -150,6 +150,10 @@ type Tx interface {
 	// SupersededMACs returns the MACs (with their key ids) of purpose and
 	// subject's SUPERSEDED codes issued after since.
 	SupersededMACs(ctx context.Context, purpose, subject string, since time.Time) ([]Code, error)
+	// DeleteCodes deletes up to limit codes that expired before before,
+	// and the phone quotas of days before day, and returns how many codes
+	// it deleted.
+	DeleteCodes(ctx context.Context, before time.Time, day string, limit int) (int64, error)
 }
 
 // Store runs transactions; store.DB.OTP implements it.
@@ -353,6 +357,34 @@ func (s *Service) IssueTx(ctx context.Context, tx Tx, purpose, subject, phone st
 		out.ResendAt = now.Add(s.resend)
 	}
 	return out, nil
+}
+
+// DefaultRetention is how long Purge keeps codes after they expired.
+const DefaultRetention = 7 * 24 * time.Hour
+
+// Purge deletes up to limit codes that expired more than retention ago
+// (DefaultRetention when 0) and the per-phone counts of earlier days, in one
+// transaction, and returns how many codes it deleted. Run it as a periodic
+// job; the limits and superseded-code messages only look at recent codes.
+// Errors: CodeInvalidArgument for a retention under a day or a limit under
+// 1, CodeInternal or CodeUnavailable from the database.
+func (s *Service) Purge(ctx context.Context, retention time.Duration, limit int) (int64, error) {
+	if retention == 0 {
+		retention = DefaultRetention
+	}
+	if retention < 24*time.Hour || limit < 1 {
+		return 0, paygate.E(paygate.CodeInvalidArgument, "otp: keep codes at least a day and delete at least 1")
+	}
+	now := s.now()
+	before := now.Add(-retention)
+	day := now.In(s.loc).AddDate(0, 0, -1).Format(time.DateOnly)
+	var n int64
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		n, err = tx.DeleteCodes(ctx, before, day, limit)
+		return err
+	})
+	return n, err
 }
 
 // resendLimit refuses a new code within the resend interval of the last.

@@ -555,3 +555,37 @@ func TestDefaultText(t *testing.T) {
 		require.Equal(t, "123456", sms.InboxMessage{Text: got}.Code())
 	}
 }
+
+func TestPurgeDeletesOldCodesOnly(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db, nil)
+		for i := range 3 {
+			_, err := e.svc.Issue(ctx, "bind:card_"+strconv.Itoa(i), "cus_1", phone)
+			require.NoError(t, err)
+		}
+		e.clock.Advance(48 * time.Hour)
+		_, err := e.svc.Issue(ctx, "bind:card_new", "cus_1", phone)
+		require.NoError(t, err)
+		_, err = e.svc.Purge(ctx, time.Hour, 10)
+		require.Equal(t, paygate.CodeInvalidArgument, paygate.CodeOf(err))
+		_, err = e.svc.Purge(ctx, 0, 0)
+		require.Equal(t, paygate.CodeInvalidArgument, paygate.CodeOf(err))
+
+		n, err := e.svc.Purge(ctx, 0, 10)
+		require.NoError(t, err)
+		require.Zero(t, n, "kept for the retention")
+		e.clock.Advance(6 * 24 * time.Hour)
+		n, err = e.svc.Purge(ctx, 0, 2)
+		require.NoError(t, err)
+		require.EqualValues(t, 2, n, "at most limit")
+		n, err = e.svc.Purge(ctx, 0, 10)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+		var codes, quotas int
+		require.NoError(t, db.SQL.QueryRow(`SELECT COUNT(*) FROM otp_codes`).Scan(&codes))
+		require.NoError(t, db.SQL.QueryRow(`SELECT COUNT(*) FROM otp_phone_quota`).Scan(&quotas))
+		require.Equal(t, 1, codes, "the code of two days later stays")
+		require.Zero(t, quotas, "the days before yesterday are gone")
+	})
+}

@@ -48,6 +48,9 @@ type Inbox interface {
 	Deliver(ctx context.Context, m InboxMessage) error
 	// Latest returns the newest message to the phone, and false if none.
 	Latest(ctx context.Context, phone string) (InboxMessage, bool, error)
+	// DeleteBefore deletes up to limit messages received before before,
+	// and returns how many it deleted.
+	DeleteBefore(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // Sandbox is the Sender of the sandbox: it delivers every message into an

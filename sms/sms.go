@@ -300,4 +300,7 @@ type Store interface {
 	Finish(ctx context.Context, f Finish) (bool, error)
 	// Message returns a message's outbox state; CodeNotFound if none.
 	Message(ctx context.Context, id string) (Record, error)
+	// DeleteFinished deletes up to limit SENT or FAILED messages last
+	// updated before before, and returns how many it deleted.
+	DeleteFinished(ctx context.Context, before time.Time, limit int) (int64, error)
 }

@@ -166,3 +166,20 @@ func (tx *Tx) SupersededMACs(ctx context.Context, purpose, subject string, since
 		WHERE purpose = $1 AND subject = $2 AND status = 'SUPERSEDED' AND created_at > $3
 		ORDER BY created_at DESC LIMIT 20`, purpose, subject, micros(since))
 }
+
+// DeleteCodes implements otp.Tx.
+func (tx *Tx) DeleteCodes(ctx context.Context, before time.Time, day string, limit int) (int64, error) {
+	res, err := tx.tx.ExecContext(ctx, `DELETE FROM otp_codes WHERE id IN (SELECT id FROM otp_codes
+		WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)`, micros(before), limit)
+	if err != nil {
+		return 0, wrapDB(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, wrapDB(err)
+	}
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM otp_phone_quota WHERE day < $1`, day); err != nil {
+		return 0, wrapDB(err)
+	}
+	return n, nil
+}

@@ -182,3 +182,28 @@ func (s smsStore) Latest(ctx context.Context, phone string) (sms.InboxMessage, b
 	m.ReceivedAt = fromMicros(at)
 	return m, true, wrapDB(rows.Close())
 }
+
+// DeleteFinished implements sms.Store.
+func (s smsStore) DeleteFinished(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return s.deleteSome(ctx, `DELETE FROM sms_messages WHERE id IN (SELECT id FROM sms_messages
+		WHERE status <> 'PENDING' AND updated_at < $1 ORDER BY updated_at LIMIT $2)`, before, limit)
+}
+
+// DeleteBefore implements sms.Inbox.
+func (s smsStore) DeleteBefore(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return s.deleteSome(ctx, `DELETE FROM sms_sandbox_inbox WHERE seq IN (SELECT seq FROM sms_sandbox_inbox
+		WHERE received_at < $1 ORDER BY received_at LIMIT $2)`, before, limit)
+}
+
+func (s smsStore) deleteSome(ctx context.Context, query string, before time.Time, limit int) (int64, error) {
+	var n int64
+	err := s.db.InTx(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, query, micros(before), limit)
+		if err != nil {
+			return wrapDB(err)
+		}
+		n, err = res.RowsAffected()
+		return wrapDB(err)
+	})
+	return n, err
+}

@@ -73,3 +73,42 @@ func TestSMSInboxLatest(t *testing.T) {
 		require.Equal(t, paygate.CodeNotFound, paygate.CodeOf(err))
 	})
 }
+
+func TestSMSDeleteOld(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		kr, err := sms.NewKeyring(make([]byte, 32))
+		require.NoError(t, err)
+		clock := paygate.NewManualClock(ot0)
+		require.NoError(t, db.InTx(ctx, func(tx *store.Tx) error {
+			return sms.Enqueue(ctx, tx, kr, clock,
+				sms.Message{ID: "sms_sent", Phone: "13800000000", Purpose: "t", Text: "a"},
+				sms.Message{ID: "sms_pending", Phone: "13800000000", Purpose: "t", Text: "b"})
+		}))
+		ok, err := db.SMS().Finish(ctx, sms.Finish{ID: "sms_sent", Status: sms.StatusSent, At: ot0})
+		require.NoError(t, err)
+		require.True(t, ok)
+		n, err := db.SMS().DeleteFinished(ctx, ot0, 10)
+		require.NoError(t, err)
+		require.Zero(t, n, "updated at, not before")
+		n, err = db.SMS().DeleteFinished(ctx, ot0.Add(time.Second), 10)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+		_, err = db.SMS().Message(ctx, "sms_pending")
+		require.NoError(t, err, "pending messages stay")
+
+		in := db.SMSInbox()
+		for i, id := range []string{"sms_1", "sms_2"} {
+			require.NoError(t, in.Deliver(ctx, sms.InboxMessage{MessageID: id, Phone: "13800000000", Purpose: "p",
+				Text: "x", ReceivedAt: ot0.Add(time.Duration(i) * time.Hour)}))
+		}
+		n, err = in.DeleteBefore(ctx, ot0.Add(time.Minute), 10)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+		m, ok, err := in.Latest(ctx, "13800000000")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, "sms_2", m.MessageID)
+	})
+}

@@ -22,7 +22,7 @@ CREATE TABLE otp_codes (
 -- At most one live code per purpose and subject: a new one supersedes it.
 CREATE UNIQUE INDEX otp_codes_active ON otp_codes (purpose, subject) WHERE status = 'ACTIVE';
 CREATE INDEX otp_codes_recent ON otp_codes (purpose, subject, created_at);
-CREATE INDEX otp_codes_created ON otp_codes (created_at);
+CREATE INDEX otp_codes_expires ON otp_codes (expires_at);
 
 -- Codes sent per phone per local day, for the daily cap.
 CREATE TABLE otp_phone_quota (
@@ -59,6 +59,7 @@ CREATE TABLE sms_messages (
 );
 CREATE INDEX sms_messages_due ON sms_messages (next_attempt_at, seq) WHERE status = 'PENDING';
 CREATE INDEX sms_messages_phone ON sms_messages (phone, seq);
+CREATE INDEX sms_messages_finished ON sms_messages (updated_at) WHERE status <> 'PENDING';
 
 -- The sandbox inbox: what the sandbox sender "delivered", readable by
 -- testers (paygate sms latest). The only table holding message text in clear.
@@ -71,6 +72,7 @@ CREATE TABLE sms_sandbox_inbox (
     received_at BIGINT NOT NULL
 );
 CREATE INDEX sms_sandbox_inbox_phone ON sms_sandbox_inbox (phone, seq);
+CREATE INDEX sms_sandbox_inbox_received ON sms_sandbox_inbox (received_at);
 
 -- +goose Down
 DROP TABLE sms_sandbox_inbox;
