@@ -106,10 +106,13 @@ func parseBenchLedger(args []string, getenv func(string) string, out io.Writer) 
 	return bench.LedgerConfig{DatabaseURLs: dbs, Clients: cs, Duration: duration, FeeShards: feeShards, MaxOpenConns: maxConns}, cfg, nil
 }
 
-// bench runs `paygate bench ledger`.
+// bench runs `paygate bench ledger` and `paygate bench api`.
 func (a *app) bench(args []string) int {
+	if len(args) > 0 && args[0] == "api" {
+		return a.benchAPI(args[1:])
+	}
 	if len(args) == 0 || args[0] != "ledger" {
-		return a.fail(exitUsage, "bench", "want: paygate bench ledger [flags] (see paygate help bench ledger)")
+		return a.fail(exitUsage, "bench", "want: paygate bench ledger|api [flags] (see paygate help bench ledger)")
 	}
 	lc, cfg, err := parseBenchLedger(args[1:], a.getenv, a.stderr)
 	if errors.Is(err, flag.ErrHelp) {
