@@ -161,6 +161,9 @@ type Store interface {
 	// InTx runs fn in one transaction, committing when it returns nil and
 	// retrying it on transient conflicts.
 	InTx(ctx context.Context, fn func(Tx) error) error
+	// LatestCode returns the newest code of purpose and subject outside
+	// any transaction; false if there is none.
+	LatestCode(ctx context.Context, purpose, subject string) (Code, bool, error)
 }
 
 // Config configures a Service.
@@ -357,6 +360,47 @@ func (s *Service) IssueTx(ctx context.Context, tx Tx, purpose, subject, phone st
 		out.ResendAt = now.Add(s.resend)
 	}
 	return out, nil
+}
+
+// State is what a page may show about the newest code of a purpose and
+// subject (never the code).
+type State struct {
+	ID        string
+	Phone     string    // masked: "138****0000"
+	Status    Status    // ACTIVE, USED or SUPERSEDED
+	Live      bool      // ACTIVE, not expired, tries left: worth typing
+	TriesLeft int       // 0 once the tries are used up
+	ExpiresAt time.Time // valid while now is before it
+	ResendAt  time.Time // Issue is refused before it
+}
+
+// Status returns the state of the newest code for purpose and subject, for
+// a page reloaded after a code was sent ("code sent to 138****0000; resend
+// in 42 s"). Errors: CodeInvalidArgument for a malformed purpose or subject,
+// CodeNotFound wrapping ErrNoCode when none was issued, CodeInternal or
+// CodeUnavailable from the database.
+func (s *Service) Status(ctx context.Context, purpose, subject string) (State, error) {
+	if err := checkName("purpose", purpose, MaxPurposeLen); err != nil {
+		return State{}, err
+	}
+	if err := checkName("subject", subject, MaxSubjectLen); err != nil {
+		return State{}, err
+	}
+	c, ok, err := s.store.LatestCode(ctx, purpose, subject)
+	if err != nil {
+		return State{}, err
+	}
+	if !ok {
+		return State{}, &paygate.Error{Code: paygate.CodeNotFound, Err: ErrNoCode, Message: "no code was sent for this"}
+	}
+	now := s.now()
+	st := State{ID: c.ID, Phone: sms.MaskPhone(c.Phone), Status: c.Status, TriesLeft: max(c.MaxTries-c.Tries, 0),
+		ExpiresAt: c.ExpiresAt}
+	st.Live = c.Status == StatusActive && now.Before(c.ExpiresAt) && st.TriesLeft > 0
+	if s.resend > 0 {
+		st.ResendAt = c.CreatedAt.Add(s.resend)
+	}
+	return st, nil
 }
 
 // DefaultRetention is how long Purge keeps codes after they expired.

@@ -589,3 +589,38 @@ func TestPurgeDeletesOldCodesOnly(t *testing.T) {
 		require.Zero(t, quotas, "the days before yesterday are gone")
 	})
 }
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db, nil)
+		_, err := e.svc.Status(ctx, "quickpay:ord_1", "cus_1")
+		requireOTPErr(t, err, paygate.CodeNotFound, otp.ErrNoCode)
+		_, err = e.svc.Status(ctx, "", "cus_1")
+		require.Equal(t, paygate.CodeInvalidArgument, paygate.CodeOf(err))
+
+		iss, code := e.issue(t, "quickpay:ord_1", "cus_1")
+		st, err := e.svc.Status(ctx, "quickpay:ord_1", "cus_1")
+		require.NoError(t, err)
+		require.Equal(t, otp.State{ID: iss.ID, Phone: "138****0000", Status: otp.StatusActive, Live: true, TriesLeft: 5,
+			ExpiresAt: t0.Add(5 * time.Minute), ResendAt: t0.Add(time.Minute)}, st)
+
+		requireOTPErr(t, e.svc.Verify(ctx, "quickpay:ord_1", "cus_1", wrongCode(code)), paygate.CodeUnauthenticated, otp.ErrWrongCode)
+		st, err = e.svc.Status(ctx, "quickpay:ord_1", "cus_1")
+		require.NoError(t, err)
+		require.Equal(t, 4, st.TriesLeft)
+		e.clock.Advance(5 * time.Minute)
+		st, err = e.svc.Status(ctx, "quickpay:ord_1", "cus_1")
+		require.NoError(t, err)
+		require.False(t, st.Live, "expired")
+		require.Equal(t, otp.StatusActive, st.Status)
+
+		e.clock.Advance(time.Minute)
+		_, code = e.issue(t, "quickpay:ord_1", "cus_1")
+		require.NoError(t, e.svc.Verify(ctx, "quickpay:ord_1", "cus_1", code))
+		st, err = e.svc.Status(ctx, "quickpay:ord_1", "cus_1")
+		require.NoError(t, err)
+		require.Equal(t, otp.StatusUsed, st.Status)
+		require.False(t, st.Live)
+	})
+}

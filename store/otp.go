@@ -19,6 +19,25 @@ var (
 	_ otp.Tx    = (*Tx)(nil)
 )
 
+// LatestCode implements otp.Store: one read outside any transaction, the
+// rows read to the end and closed.
+func (s otpStore) LatestCode(ctx context.Context, purpose, subject string) (otp.Code, bool, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT `+otpCols+` FROM otp_codes WHERE purpose = $1 AND subject = $2
+		ORDER BY created_at DESC, id DESC LIMIT 1`, purpose, subject)
+	if err != nil {
+		return otp.Code{}, false, wrapDB(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return otp.Code{}, false, wrapDB(rows.Err())
+	}
+	c, err := scanOTP(rows)
+	if err != nil {
+		return otp.Code{}, false, wrapDB(err)
+	}
+	return c, true, wrapDB(rows.Close())
+}
+
 // InTx implements otp.Store.
 func (s otpStore) InTx(ctx context.Context, fn func(otp.Tx) error) error {
 	return s.db.InTx(ctx, func(tx *Tx) error { return fn(tx) })
