@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"paygate"
 	"paygate/payment"
@@ -349,4 +350,22 @@ func TestNewValidates(t *testing.T) {
 	require.True(t, paygate.HasCode(err, paygate.CodeInvalidArgument))
 	_, err = web.New(web.Config{Orders: fakeOrders{}, CSRFKey: []byte("short")})
 	require.True(t, paygate.HasCode(err, paygate.CodeInvalidArgument))
+}
+
+// TestFormatAmountProperty: without its separators, a formatted amount is
+// paygate.FormatMinor's, and the separators group the whole part by three.
+func TestFormatAmountProperty(t *testing.T) {
+	t.Parallel()
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.Int64().Draw(t, "minor")
+		c := rapid.SampledFrom([]paygate.Currency{"CNY", "JPY", "KWD"}).Draw(t, "currency")
+		s := web.FormatAmount(n, c)
+		require.Equal(t, paygate.FormatMinor(n, c.Exponent()), strings.ReplaceAll(s, ",", ""))
+		whole, _, _ := strings.Cut(strings.TrimPrefix(s, "-"), ".")
+		groups := strings.Split(whole, ",")
+		require.True(t, len(groups[0]) >= 1 && len(groups[0]) <= 3, s)
+		for _, g := range groups[1:] {
+			require.Len(t, g, 3, s)
+		}
+	})
 }
