@@ -188,6 +188,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Rand is the source of codes; default crypto/rand.Reader. Tests only.
 	Rand io.Reader
+	// Kick, if set, is called after Issue commits: pass the SMS worker's
+	// Kick so the message leaves at once. (After IssueTx the caller kicks
+	// once its transaction commits.)
+	Kick func()
 }
 
 // DefaultText is the default SMS text: the code, what it is for, its
@@ -219,6 +223,7 @@ type Service struct {
 	text    func(purpose, code string, expiresIn time.Duration) string
 	log     *slog.Logger
 	rand    io.Reader
+	kick    func()
 }
 
 // New returns a Service. Errors: CodeInvalidArgument for a missing store,
@@ -232,7 +237,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{store: cfg.Store, keys: make(map[string][]byte), smsKeys: cfg.SMSKeys, clock: cfg.Clock,
 		loc: cfg.Location, ttl: cfg.ExpiresIn, tries: cfg.MaxTries, resend: cfg.ResendInterval, cap: cfg.DailyCap,
-		text: cfg.Text, log: cfg.Logger, rand: cfg.Rand}
+		text: cfg.Text, log: cfg.Logger, rand: cfg.Rand, kick: cfg.Kick}
 	for i, k := range cfg.Keys {
 		if len(k) < 32 {
 			return nil, paygate.E(paygate.CodeInvalidArgument, "otp: HMAC keys must be at least 32 bytes")
@@ -295,6 +300,9 @@ func (s *Service) Issue(ctx context.Context, purpose, subject, phone string) (Is
 		out, err = s.IssueTx(ctx, tx, purpose, subject, phone)
 		return err
 	})
+	if err == nil && s.kick != nil {
+		s.kick()
+	}
 	return out, err
 }
 

@@ -32,8 +32,13 @@ func requireOTPErr(t *testing.T, err error, code paygate.Code, sentinel error) {
 func TestIssueVerifyAndReuse(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		e := newEnv(t, db, nil)
+		var kicks int
+		e := newEnv(t, db, func(c *otp.Config) { c.Kick = func() { kicks++ } })
 		iss, code := e.issue(t, "quickpay:ord_1", "cus_1")
+		require.Equal(t, 1, kicks, "the worker is woken after the commit")
+		_, err := e.svc.Issue(ctx, "quickpay:ord_1", "cus_1", phone)
+		requireOTPErr(t, err, paygate.CodeLimitExceeded, otp.ErrResendTooSoon)
+		require.Equal(t, 1, kicks, "not after a refusal")
 		require.Equal(t, "138****0000", iss.Phone)
 		require.Equal(t, t0.Add(5*time.Minute), iss.ExpiresAt)
 		require.Equal(t, t0.Add(time.Minute), iss.ResendAt)
@@ -46,7 +51,7 @@ func TestIssueVerifyAndReuse(t *testing.T) {
 		// Single use, whatever is typed next.
 		requireOTPErr(t, e.svc.Verify(ctx, "quickpay:ord_1", "cus_1", code), paygate.CodeConflict, otp.ErrUsed)
 		requireOTPErr(t, e.svc.Verify(ctx, "quickpay:ord_1", "cus_1", wrongCode(code)), paygate.CodeConflict, otp.ErrUsed)
-		_, err := e.svc.Check(ctx, "quickpay:ord_1", "cus_1", code)
+		_, err = e.svc.Check(ctx, "quickpay:ord_1", "cus_1", code)
 		requireOTPErr(t, err, paygate.CodeConflict, otp.ErrUsed)
 
 		// The SMS is SENT and holds no body any more.
