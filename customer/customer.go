@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"time"
 
@@ -167,7 +168,8 @@ type Service struct {
 	pay      Lockout
 	hash     HashParams
 	ownBINs  []string
-	dummy    string // a hash to check against when the login is unknown
+	dummy    string        // a hash to check against when the login is unknown
+	hashing  chan struct{} // bounds concurrent argon2id work (and its memory)
 }
 
 // New returns a Service. Errors: CodeInvalidArgument for a missing
@@ -213,6 +215,7 @@ func New(cfg Config) (*Service, error) {
 			return nil, paygate.E(paygate.CodeInvalidArgument, "customer: an issuer prefix has 6 digits")
 		}
 	}
+	s.hashing = make(chan struct{}, runtime.NumCPU())
 	s.dummy = hashSecret("paygate: no such customer", s.hash)
 	return s, nil
 }
@@ -311,7 +314,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (Customer, 
 	r.ID = paygate.NewID(PrefixCustomer)
 	r.Status, r.Factors, r.OnlinePayment = StatusActive, FactorPassword, true
 	r.CreatedAt, r.UpdatedAt = now, now
-	r.PasswordHash = hashSecret(req.Password, s.hash)
+	r.PasswordHash = s.hashOf(req.Password)
 	if _, err := s.books.CreateAccounts(ctx, []ledger.Account{ledger.CustomerDeposit(r.ID, s.limits.Currency)}); err != nil {
 		return Customer{}, fmt.Errorf("customer: balance account: %w", err)
 	}
@@ -463,7 +466,7 @@ func (s *Service) check(ctx context.Context, id string, w secret, given string, 
 	if w == paySecret {
 		hash = r.PayPasswordHash
 	}
-	if !checkSecret(given, hash) {
+	if !s.matches(given, hash) {
 		return Record{}, s.wrongSecret(w, r)
 	}
 	return s.finishAttempt(ctx, id, w, update)
@@ -483,7 +486,7 @@ func (s *Service) Login(ctx context.Context, login, password string) (Customer, 
 	}
 	r, err := s.store.CustomerByLogin(ctx, key)
 	if paygate.HasCode(err, paygate.CodeNotFound) {
-		checkSecret(password, s.dummy)
+		s.matches(password, s.dummy)
 		return Customer{}, paygate.EField(paygate.CodeUnauthenticated, "password", "wrong login or password")
 	}
 	if err != nil {
@@ -504,7 +507,7 @@ func (s *Service) ChangePassword(ctx context.Context, id, old, new string) error
 	if err := checkPassword("new_password", new); err != nil {
 		return err
 	}
-	h := hashSecret(new, s.hash)
+	h := s.hashOf(new)
 	_, err := s.check(ctx, id, loginSecret, old, func(r *Record) error { r.PasswordHash = h; return nil })
 	return err
 }
@@ -536,7 +539,7 @@ func (s *Service) SetPayPassword(ctx context.Context, id, loginPassword, pin str
 	if err := checkPIN("pay_password", pin); err != nil {
 		return Customer{}, err
 	}
-	h := hashSecret(pin, s.hash)
+	h := s.hashOf(pin)
 	r, err := s.check(ctx, id, loginSecret, loginPassword, func(r *Record) error {
 		r.PayPasswordHash, r.Pay = h, Attempts{}
 		return nil

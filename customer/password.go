@@ -57,3 +57,19 @@ func checkSecret(secret, phc string) bool {
 	got := argon2.IDKey([]byte(secret), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
+
+// hashOf hashes a secret with the Service's parameters, waiting for a
+// hashing slot: at most one argon2id computation per CPU runs at once, so
+// a burst of logins queues instead of allocating Memory each.
+func (s *Service) hashOf(secret string) string {
+	s.hashing <- struct{}{}
+	defer func() { <-s.hashing }()
+	return hashSecret(secret, s.hash)
+}
+
+// matches checks a secret against a PHC string in a hashing slot.
+func (s *Service) matches(secret, phc string) bool {
+	s.hashing <- struct{}{}
+	defer func() { <-s.hashing }()
+	return checkSecret(secret, phc)
+}
