@@ -254,3 +254,46 @@ func TestCheckoutPageOverHTTP(t *testing.T) {
 		require.Contains(t, hdr.Get("Content-Type"), "json")
 	})
 }
+
+// TestCheckoutInBrowserClosedAndExpired: an open page updates by itself
+// when the merchant closes the order, and when the order's time runs out
+// (before the expiry job closes it), replacing the methods with a message.
+func TestCheckoutInBrowserClosedAndExpired(t *testing.T) {
+	t.Parallel()
+	e := startCheckoutE2E(t, storetest.Open(t, store.SQLite))
+	browser := browsertest.New(t)
+	ctx := context.Background()
+	open := func(no string, expire time.Time) client.Order {
+		o, err := e.client.CreateOrder(ctx, client.CreateOrderRequest{OutTradeNo: no, Description: "Oolong",
+			Amount: client.Amount{Total: 800, Currency: "CNY"}, NotifyURL: e.hook.URL, TimeExpire: expire,
+			ReturnURL: "https://tea.example.com/cart"})
+		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(browser, chromedp.Navigate(o.CheckoutURL), chromedp.WaitVisible(chromedp.ID("method-quick_pay"))))
+		return o
+	}
+	wait := func(state string) {
+		wctx, cancel := context.WithTimeout(browser, 30*time.Second)
+		defer cancel()
+		require.NoError(t, chromedp.Do(wctx,
+			chromedp.WaitVisible(chromedp.CSS(`#order-status[data-state="`+state+`"]`)),
+			chromedp.WaitNotPresent(chromedp.ID("method-quick_pay")),
+		))
+		href, err := chromedp.Run(browser, chromedp.AttributeValue(chromedp.ID("return-to-merchant"), "href"))
+		require.NoError(t, err)
+		require.Equal(t, "https://tea.example.com/cart", href.Value)
+	}
+
+	o := open("CLOSE-0001", time.Time{})
+	_, err := e.client.CloseOrder(ctx, o.ID)
+	require.NoError(t, err)
+	wait("closed")
+	title, err := chromedp.Run(browser, chromedp.Text(chromedp.ID("status-title")))
+	require.NoError(t, err)
+	require.Equal(t, "Closed", title)
+
+	open("EXPIRE-0001", time.Now().Add(6*time.Second).Truncate(time.Second))
+	wait("expired")
+	title, err = chromedp.Run(browser, chromedp.Text(chromedp.ID("status-title")))
+	require.NoError(t, err)
+	require.Equal(t, "Expired", title)
+}
