@@ -165,6 +165,11 @@ func (s *Service) AddCard(ctx context.Context, req AddCardRequest) (Card, error)
 		HolderDigest: s.holderDigest(c.ID, ident.Name, ident.IDNumber.Value(), ident.Phone),
 		HolderPhone:  s.keyring.Seal([]byte(ident.Phone), phoneAAD(c.ID)),
 	}
+	if _, err := s.store.CardByIndex(ctx, rec.PANIndex); err == nil {
+		return Card{}, paygate.EField(paygate.CodeConflict, "card_number", "this card is already registered")
+	} else if !paygate.HasCode(err, paygate.CodeNotFound) {
+		return Card{}, err
+	}
 	if c.Kind.OwnBank() {
 		if _, err := s.books.CreateAccounts(ctx, []ledger.Account{ledger.CardAccount(c.ID, c.CustomerID, c.Currency)}); err != nil {
 			return Card{}, err

@@ -314,6 +314,19 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (Customer, 
 	r.ID = paygate.NewID(PrefixCustomer)
 	r.Status, r.Factors, r.OnlinePayment = StatusActive, FactorPassword, true
 	r.CreatedAt, r.UpdatedAt = now, now
+	taken := func() error {
+		if r.Phone != "" {
+			return paygate.EField(paygate.CodeConflict, "phone", "this phone is already registered")
+		}
+		return paygate.EField(paygate.CodeConflict, "username", "this username is taken")
+	}
+	// Look first, so a taken login does not leave an account behind (the
+	// insert below still decides races).
+	if _, err := s.store.CustomerByLogin(ctx, r.Phone+r.Username); err == nil {
+		return Customer{}, taken()
+	} else if !paygate.HasCode(err, paygate.CodeNotFound) {
+		return Customer{}, err
+	}
 	r.PasswordHash = s.hashOf(req.Password)
 	if _, err := s.books.CreateAccounts(ctx, []ledger.Account{ledger.CustomerDeposit(r.ID, s.limits.Currency)}); err != nil {
 		return Customer{}, fmt.Errorf("customer: balance account: %w", err)
@@ -324,10 +337,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (Customer, 
 			return err
 		}
 		if !ok {
-			if r.Phone != "" {
-				return paygate.EField(paygate.CodeConflict, "phone", "this phone is already registered")
-			}
-			return paygate.EField(paygate.CodeConflict, "username", "this username is taken")
+			return taken()
 		}
 		return nil
 	})
