@@ -9,6 +9,7 @@ import (
 
 	"paygate"
 	"paygate/customer"
+	"paygate/ledger"
 	"paygate/store"
 	"paygate/store/storetest"
 )
@@ -257,5 +258,38 @@ func TestReserveConcurrent(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, u.Customer, u.Method+b.Method, "the method rows add up to the customer's")
 		require.Equal(t, u.Method, u.Card)
+	})
+}
+
+// TestReserveWithPostings is the checkout's shape: the limit usage and the
+// ledger postings of one payment share a transaction, so a payment refused
+// by the ledger (insufficient funds) leaves no usage behind.
+func TestReserveWithPostings(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		c := f.verified(t)
+		card := f.addCard(t, c.ID, pan(customer.SandboxOwnBIN, 1), "", alice)
+		f.fund(t, card.AccountID, 5_000)
+		_, err := f.led.CreateAccounts(f.ctx, []ledger.Account{ledger.MerchantPending("1900000001", "CNY")})
+		require.NoError(t, err)
+		pay := func(id string, amount int64) error {
+			return f.db.Customers().InTx(f.ctx, func(tx customer.Tx) error {
+				if _, err := f.svc.Reserve(f.ctx, tx, c.ID, card.ID, customer.MethodCardNumber, amount, day0); err != nil {
+					return err
+				}
+				_, err := f.led.Apply(f.ctx, tx, []ledger.Transfer{{ID: id, DebitAccountID: card.AccountID,
+					CreditAccountID: ledger.MerchantPending("1900000001", "CNY").ID, Amount: amount}})
+				return err
+			})
+		}
+		require.NoError(t, pay("txn_1", 3_000))
+		require.Equal(t, paygate.CodeInsufficientFunds, paygate.CodeOf(pay("txn_2", 3_000)))
+		u, err := f.svc.UsageOn(f.ctx, c.ID, card.ID, customer.MethodCardNumber, day0)
+		require.NoError(t, err)
+		require.Equal(t, customer.Usage{Customer: 3_000, Method: 3_000, Card: 3_000}, u, "the refused payment left no usage")
+		bal, err := f.svc.CardBalance(f.ctx, c.ID, card.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(2_000), bal.Amount)
 	})
 }
