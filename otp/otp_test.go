@@ -433,6 +433,7 @@ func TestCodeNeverInLogsNorInTheDatabase(t *testing.T) {
 			require.NotContains(t, logs, c, "a code in the logs")
 		}
 		require.NotContains(t, logs, "valid for", "SMS text in the logs")
+		require.NotContains(t, logs, "730158", "a typed code in the logs")
 
 		dump := dumpDB(t, db, "sms_sandbox_inbox")
 		for _, c := range sent {
