@@ -8,6 +8,7 @@ package sealing
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -36,6 +37,7 @@ type Sealed struct {
 type Keyring struct {
 	current string
 	aeads   map[string]cipher.AEAD
+	masters [][]byte // in order, the sealing key first; only for DeriveKeys
 }
 
 // NewKeyring returns a Keyring of the given 32-byte keys, the first sealing.
@@ -62,8 +64,27 @@ func NewKeyring(keys ...[]byte) (*Keyring, error) {
 			k.current = id
 		}
 		k.aeads[id] = gcm
+		k.masters = append(k.masters, append([]byte(nil), key...))
 	}
 	return k, nil
+}
+
+// DeriveKeys returns, for each master key (the sealing one first), a 32-byte
+// key derived from it with HKDF-SHA256 for purpose. Subsystems that need a
+// secret of their own (OTP HMACs, SMS sealing, CSRF tokens) derive it, so
+// every process holding the same master keys agrees without configuring
+// another secret, and rotating the master key rotates them too (the old
+// derived keys still verify while the old master key is listed).
+func (k *Keyring) DeriveKeys(purpose string) [][]byte {
+	out := make([][]byte, len(k.masters))
+	for i, m := range k.masters {
+		d, err := hkdf.Key(sha256.New, m, nil, "paygate/"+purpose, MasterKeySize)
+		if err != nil {
+			panic(err) // only for lengths HKDF-SHA256 cannot produce; 32 it can
+		}
+		out[i] = d
+	}
+	return out
 }
 
 // ParseKeyring parses the PAYGATE_MASTER_KEY format: one or more standard

@@ -1,6 +1,7 @@
 package sealing_test
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -58,4 +59,20 @@ func TestBlindIndex(t *testing.T) {
 	require.NotEqual(t, a.Token("holder", "ab", "c"), a.Token("holder", "a", "bc"), "parts are delimited")
 	require.True(t, sealing.Equal(x, a.Token("pan", "6288880000000013")))
 	require.False(t, sealing.Equal(x, a.Token("pan", "6288880000000021")))
+}
+
+func TestDeriveKeys(t *testing.T) {
+	t.Parallel()
+	a, b := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	k1, err := sealing.NewKeyring(a, b)
+	require.NoError(t, err)
+	k2, err := sealing.NewKeyring(a)
+	require.NoError(t, err)
+	d1, d2 := k1.DeriveKeys("otp"), k2.DeriveKeys("otp")
+	require.Len(t, d1, 2)
+	require.Len(t, d1[0], 32)
+	require.Equal(t, d1[0], d2[0], "same master key, same purpose: same key in every process")
+	require.NotEqual(t, d1[0], d1[1], "each master key derives its own")
+	require.NotEqual(t, d1[0], k1.DeriveKeys("sms")[0], "purposes are separated")
+	require.NotEqual(t, a, d1[0], "never the master key itself")
 }
