@@ -111,6 +111,11 @@ func (a *app) newMerchants(cfg Config, db *store.DB, log *slog.Logger) (*merchan
 	if err != nil {
 		return nil, err
 	}
+	return newMerchantsWith(kr, db, log)
+}
+
+// newMerchantsWith returns the merchant service over db sealing with kr.
+func newMerchantsWith(kr *merchant.Keyring, db *store.DB, log *slog.Logger) (*merchant.Service, error) {
 	return merchant.New(merchant.Config{Store: db.Merchants(), Clock: paygate.SystemClock{}, Keyring: kr, Logger: log})
 }
 

@@ -52,7 +52,11 @@ func (a *app) serve(args []string) int {
 
 	// Merchants and credentials: the platform signing key exists before
 	// the first request; a fresh SQLite database gets a demo merchant.
-	merchants, err := a.newMerchants(cfg, db, log)
+	keys, err := a.masterKeyring(cfg, log)
+	if err != nil {
+		return a.fail(exitFailure, "serve", "%v", err)
+	}
+	merchants, err := newMerchantsWith(keys, db, log)
 	if err != nil {
 		return a.fail(exitFailure, "serve", "%v", err)
 	}
@@ -66,9 +70,16 @@ func (a *app) serve(args []string) int {
 	}
 
 	reg := newRegistry(db)
-	plat, err := buildPlatform(cfg, db, merchants, reg, log, wiring{CheckoutBaseURL: cfg.PublicURL + "/checkout/"})
+	plat, err := buildPlatform(cfg, db, merchants, reg, log, wiring{CheckoutBaseURL: cfg.PublicURL + "/checkout/", Keys: keys})
 	if err != nil {
 		return a.fail(exitFailure, "serve", "%v", err)
+	}
+	if cfg.Dialect == store.SQLite { // the embedded default is the sandbox: seed its test customers and cards
+		if res, err := plat.customers.Seed(ctx); err != nil {
+			return a.fail(exitFailure, "serve", "cannot seed the sandbox customers: %v", err)
+		} else {
+			log.Info("sandbox test customers ready (numbers and passwords in docs/CUSTOMERS.md)", "customers", len(res))
+		}
 	}
 	handler := plat.handler
 	if a.wrapHandler != nil {

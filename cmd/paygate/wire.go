@@ -14,12 +14,16 @@ import (
 	"paygate"
 	"paygate/channel"
 	"paygate/channel/sim"
+	"paygate/customer"
 	"paygate/httpapi"
 	"paygate/ledger"
 	"paygate/merchant"
 	"paygate/metrics"
 	"paygate/notify"
+	"paygate/otp"
 	"paygate/payment"
+	"paygate/sealing"
+	"paygate/sms"
 	"paygate/store"
 	"paygate/web"
 )
@@ -35,6 +39,9 @@ type platform struct {
 	payments      *payment.Service
 	notifications *notify.Service
 	worker        *notify.Worker
+	customers     *customer.Service
+	otp           *otp.Service
+	smsWorker     *sms.Worker
 	sim           *sim.Sim
 	handler       http.Handler
 	log           *slog.Logger
@@ -47,6 +54,9 @@ type wiring struct {
 	SimDelay        time.Duration  // accept → callback; 0 means the simulator's default
 	CheckoutBaseURL string
 	NotifyTimeout   time.Duration // 0: 5 s
+	// Keys are the master keys; the customer, OTP, SMS and CSRF secrets
+	// are derived from them (sealing.Keyring.DeriveKeys).
+	Keys *sealing.Keyring
 }
 
 // buildPlatform wires every service over db. The simulated channel calls the
@@ -58,6 +68,14 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 	}
 	if w.Dispatcher == nil {
 		w.Dispatcher = sim.TimerDispatcher{}
+	}
+	if w.Keys == nil { // tests: a throwaway master key
+		mk := make([]byte, sealing.MasterKeySize)
+		rand.Read(mk)
+		var err error
+		if w.Keys, err = sealing.NewKeyring(mk); err != nil {
+			return nil, err
+		}
 	}
 	p := &platform{db: db, merchants: merchants, log: log}
 	p.ledger = ledger.New(db.Ledger(), w.Clock, cfg.Calendar)
@@ -96,7 +114,10 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 		Authenticate: auth.Wrap,
 		Sign:         func(h http.Handler) http.Handler { return httpapi.SignResponses(merchants, h) },
 	}
-	pages, err := web.New(web.Config{Orders: svc, Clock: w.Clock, Logger: log,
+	if err := p.buildCustomers(db, w, log); err != nil {
+		return nil, err
+	}
+	pages, err := web.New(web.Config{Orders: svc, Clock: w.Clock, Logger: log, CSRFKey: w.Keys.DeriveKeys("csrf")[0],
 		SecureCookies: strings.HasPrefix(w.CheckoutBaseURL, "https://")})
 	if err != nil {
 		return nil, err
@@ -105,9 +126,36 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 	return p, nil
 }
 
+// buildCustomers wires customers and cards, one-time codes and the SMS
+// outbox (with the sandbox sender: every message lands in the sandbox inbox
+// that `paygate sms latest` reads; a live SMS gateway is not built yet).
+func (p *platform) buildCustomers(db *store.DB, w wiring, log *slog.Logger) error {
+	index, err := sealing.NewBlindIndex(w.Keys.DeriveKeys("blind-index")[0])
+	if err != nil {
+		return err
+	}
+	p.customers, err = customer.New(customer.Config{Store: db.Customers(), Books: p.ledger, Clock: w.Clock, Keyring: w.Keys,
+		Index: index, Verifier: customer.SimVerifier{}, Logger: log})
+	if err != nil {
+		return err
+	}
+	smsKeys, err := sms.NewKeyring(w.Keys.DeriveKeys("sms-seal")...)
+	if err != nil {
+		return err
+	}
+	p.smsWorker, err = sms.NewWorker(db.SMS(), smsKeys, sms.NewSandbox(db.SMSInbox(), w.Clock), w.Clock, sms.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	p.otp, err = otp.New(otp.Config{Store: db.OTP(), Keys: w.Keys.DeriveKeys("otp-hmac"), SMSKeys: smsKeys, Clock: w.Clock,
+		Logger: log, Kick: p.smsWorker.Kick})
+	return err
+}
+
 // jobIntervals says how often each background job wakes up.
 type jobIntervals struct {
 	Expire, Notify, CloseOrders, Reconcile, Nonces time.Duration
+	SMS                                            time.Duration // 0: 1 s
 }
 
 // runJobs starts the background jobs on jobs; they stop when ctx is done.
@@ -122,6 +170,10 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 	}
 	every(iv.Expire, func(c <-chan time.Time) { runExpiry(ctx, p.ledgerSvc, c, expireBatch, expireMaxRounds, p.log) })
 	every(iv.Notify, func(c <-chan time.Time) { p.worker.Run(ctx, c) })
+	if iv.SMS <= 0 {
+		iv.SMS = time.Second
+	}
+	every(iv.SMS, func(c <-chan time.Time) { p.smsWorker.Run(ctx, c) })
 	every(iv.CloseOrders, func(c <-chan time.Time) {
 		runBatches(ctx, "closed expired orders", p.payments.CloseExpired, c, 100, 100, p.log)
 	})
