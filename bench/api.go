@@ -642,7 +642,7 @@ func runAPIDatabase(ctx context.Context, cfg APIConfig, rawURL string, progress 
 						best = aheadRate
 					}
 					if err := pprofDo(ctx, "sign-ahead", func(ctx context.Context) error {
-						return ahead.prepare(ctx, int(1.5*best*part.Seconds())+4*n)
+						return ahead.prepare(ctx, int(2*best*part.Seconds())+4*n)
 					}); err != nil {
 						return rep, err
 					}
