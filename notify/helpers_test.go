@@ -145,7 +145,7 @@ func event(mch, url string) notify.Event {
 		Summary:      "支付成功",
 		URL:          url,
 		Sandbox:      true,
-		Payload:      []byte(`{"id":"ord_1","out_trade_no":"T1","status":"SUCCESS","amount":{"total":100,"currency":"CNY"}}`),
+		Payload:      []byte(`{"id":"ord_1","out_trade_no":"TRADE-SECRET-7731","status":"SUCCESS","amount":{"total":100,"currency":"CNY"}}`),
 	}
 }
 

@@ -124,7 +124,7 @@ func TestOfficialSDKAcceptsNotification(t *testing.T) {
 		require.Equal(t, "encrypt-resource", p.req.ResourceType)
 		require.Equal(t, "transaction", p.req.Resource.OriginalType)
 		require.Equal(t, "SUCCESS", p.content["status"])
-		require.Equal(t, "T1", p.content["out_trade_no"])
+		require.Equal(t, "TRADE-SECRET-7731", p.content["out_trade_no"])
 		require.WithinDuration(t, f.clock.Now(), *p.req.CreateTime, time.Second)
 		require.Equal(t, notify.StatusDelivered, f.get("mch_a", id).Status, "204 is a 2xx")
 	})
@@ -645,7 +645,7 @@ func TestLogsKeepSecrets(t *testing.T) {
 		f.runOnce(2)
 		out := buf.String()
 		require.Contains(t, out, "connection refused", "operators see the cause")
-		for _, secret := range []string{"s3cret", apiv3Key, "out_trade_no", "T1"} {
+		for _, secret := range []string{"s3cret", apiv3Key, "out_trade_no", "TRADE-SECRET-7731"} {
 			require.NotContains(t, out, secret)
 		}
 	})
