@@ -16,26 +16,32 @@ import (
 
 	"paygate"
 	apiclient "paygate/client"
+	"paygate/signing"
 	"paygate/store"
 )
 
 // The API load (`paygate bench api`) drives a whole paygate, assembled
-// in-process and served over HTTP on loopback, with the Go SDK as the
-// merchant: every request is signed (RSA-2048) and every response and
-// notification verified, exactly as a merchant's integration does. On each
-// database, for each client count, it interleaves in 500 ms slices:
+// in-process and served over HTTP on loopback, with the Go SDK's signing
+// as the merchant: every request is signed (RSA-2048) and every response
+// and notification verified, exactly as a merchant's integration does. On
+// each database, for each client count, it interleaves in 500 ms slices:
 //
-//   - create: signed create-order requests (POST /v1/orders);
-//   - payment: complete payments: create, sandbox pay (success), the
-//     simulated channel's confirmation with its ledger journal, and the
-//     notification delivered to the merchant's endpoint; a payment counts
-//     when its notification arrives, and its latency runs from the start
-//     of the create to that arrival;
+//   - create: signed create-order requests (POST /v1/orders), signed
+//     before measuring started (apipresign.go): the window measures the
+//     server, as merchants sign on their own machines;
+//   - create-sdk: the same through the SDK, which signs each request in the
+//     window, on the same cores (the definition of earlier runs);
+//   - payment: complete payments: create (pre-signed), sandbox pay
+//     (success; signed in the window by the SDK), the simulated channel's
+//     confirmation with its ledger journal, and the notification delivered
+//     to the merchant's endpoint; a payment counts when its notification
+//     arrives, and its latency runs from the start of the create to that
+//     arrival;
 //   - raw: the raw SQL baseline, plain SQL writing the rows one complete
 //     payment writes, in the same transactions, with no logic (apiraw.go);
 //
 // and once per round, the machine's RSA-2048 signing rate with GOMAXPROCS
-// goroutines. All four therefore see the same background load, and the
+// goroutines. All of them therefore see the same background load, and the
 // goals are ratios between them.
 
 // Goals of the API load (issue 3, item 8), checked at GoalAPIClients.
@@ -52,15 +58,18 @@ const (
 	GoalCreateP99 = 50 * time.Millisecond
 )
 
-// RSA-2048 signatures one operation costs when the load client shares the
-// machine with the server, as it does here: each request is signed by the
-// client and each response by the server; the notification by the worker.
+// RSA-2048 signatures one operation costs in the measured window, on these
+// shared cores: each response is signed by the server, the notification by
+// the worker, and the requests the load does not sign ahead by the load
+// client.
 const (
-	// SignaturesPerCreate: the request and the response.
-	SignaturesPerCreate = 2
-	// SignaturesPerPayment: two requests (create, pay), two responses and
-	// one notification.
-	SignaturesPerPayment = 5
+	// SignaturesPerCreate: the response (the request is pre-signed).
+	SignaturesPerCreate = 1
+	// SignaturesPerSDKCreate: the request and the response.
+	SignaturesPerSDKCreate = 2
+	// SignaturesPerPayment: the pay request, two responses (create, pay)
+	// and one notification (the create request is pre-signed).
+	SignaturesPerPayment = 4
 )
 
 // Defaults of APIConfig.
@@ -178,21 +187,23 @@ type APIDatabaseReport struct {
 	// deliveries of a notification already counted.
 	Rejected   int64 `json:"rejected"`
 	Duplicates int64 `json:"duplicates"`
-	// SignedInline counts signed-ahead creates whose request had to be
-	// signed in the slice after all (the batch signed ahead ran out).
-	SignedInline int64 `json:"signed_inline"`
+	// Presign tells about the requests signed before measuring.
+	Presign PresignReport `json:"presign"`
 }
 
-// APIStep is one client count: the three workloads.
+// APIStep is one client count: the four workloads.
 type APIStep struct {
-	Clients int        `json:"clients"`
-	Create  APIMeasure `json:"create"`
-	// CreateAhead is the create with its requests signed before each slice
-	// (unmeasured), so that the figure is what the server sustains when
-	// the merchants' signing runs elsewhere, as it does in production.
-	CreateAhead APIMeasure `json:"create_ahead"`
-	Payment     APIMeasure `json:"payment"`
-	Raw         APIMeasure `json:"raw"`
+	Clients int `json:"clients"`
+	// Create is the create order with its requests signed before
+	// measuring (unmeasured): what the server sustains when the merchants'
+	// signing runs elsewhere, as it does in production. The goals are
+	// checked on it.
+	Create APIMeasure `json:"create"`
+	// CreateSDK is the create order through the SDK, which signs each
+	// request in the window on the same cores.
+	CreateSDK APIMeasure `json:"create_sdk"`
+	Payment   APIMeasure `json:"payment"`
+	Raw       APIMeasure `json:"raw"`
 }
 
 // APIMeasure is what one workload achieved at one client count. For
@@ -264,12 +275,12 @@ func (m RSAMeasure) PerSec() float64 {
 // PaymentsRaw returns complete payments/s over raw baseline payments/s.
 func (s APIStep) PaymentsRaw() float64 { return ratio(s.Payment.PerSec(), s.Raw.PerSec()) }
 
-// CreatesRSA returns creates/s over the signing rate.
+// CreatesRSA returns (pre-signed) creates/s over the signing rate.
 func (s APIStep) CreatesRSA(rsa RSAMeasure) float64 { return ratio(s.Create.PerSec(), rsa.PerSec()) }
 
-// AheadRSA returns creates/s with requests signed ahead over the signing
-// rate: the server's side of the create-to-signing ratio.
-func (s APIStep) AheadRSA(rsa RSAMeasure) float64 { return ratio(s.CreateAhead.PerSec(), rsa.PerSec()) }
+// SDKRSA returns SDK creates/s (signed in the window) over the signing
+// rate.
+func (s APIStep) SDKRSA(rsa RSAMeasure) float64 { return ratio(s.CreateSDK.PerSec(), rsa.PerSec()) }
 
 func ratio(a, b float64) float64 {
 	if b == 0 {
@@ -340,21 +351,29 @@ func RunAPI(ctx context.Context, cfg APIConfig) (APIReport, error) {
 	return rep, nil
 }
 
-// WriteAPITable prints one database's figures, the signing ceilings and the
-// verdict.
+// WriteAPITable prints one database's figures, how the requests were
+// signed, the signing ceilings and the verdict.
 func WriteAPITable(out io.Writer, d APIDatabaseReport) {
 	rsa := d.RSA.PerSec()
 	fmt.Fprintf(out, "\n%s  %s\n", d.Dialect, d.URL)
 	fmt.Fprintf(out, "RSA-2048 signing, %d goroutines: %.0f signatures/s\n", d.RSA.Goroutines, rsa)
-	fmt.Fprintf(out, "%7s | %9s %8s %8s | %9s %8s %8s | %10s %8s %8s | %9s %8s %8s | %7s %10s %9s\n",
-		"clients", "creates/s", "p50", "p99", "ahead/s", "p50", "p99", "payments/s", "p50", "p99", "raw pay/s", "p50", "p99",
-		"pay/raw", "create/rsa", "ahead/rsa")
+	p := d.Presign
+	fmt.Fprintf(out, "pre-signed: %d create-order requests (create, and the create of each payment) signed before measuring, in %s, unmeasured;"+
+		" the oldest was %s old when sent (the server accepts %s). Merchants sign on their own machines: on these shared cores the load"+
+		" client's signature would be counted against the server. sdk: the SDK signs each request in the window.\n",
+		p.Requests, p.Took.Round(time.Millisecond), p.OldestUsed.Round(time.Second), signing.Window)
+	if p.Inline > 0 || p.Resigned > 0 {
+		fmt.Fprintf(out, "pre-signed pools ran dry for %d requests (signed in the window); %d pools signed afresh (too old)\n", p.Inline, p.Resigned)
+	}
+	fmt.Fprintf(out, "%7s | %9s %8s %8s | %9s %8s %8s | %10s %8s %8s | %9s %8s %8s | %7s %10s %7s\n",
+		"clients", "creates/s", "p50", "p99", "sdk/s", "p50", "p99", "payments/s", "p50", "p99", "raw pay/s", "p50", "p99",
+		"pay/raw", "create/rsa", "sdk/rsa")
 	for _, s := range d.Steps {
-		fmt.Fprintf(out, "%7d | %9.0f %8s %8s | %9.0f %8s %8s | %10.0f %8s %8s | %9.0f %8s %8s | %7.2f %10.2f %9.2f\n",
+		fmt.Fprintf(out, "%7d | %9.0f %8s %8s | %9.0f %8s %8s | %10.0f %8s %8s | %9.0f %8s %8s | %7.2f %10.2f %7.2f\n",
 			s.Clients, s.Create.PerSec(), ms(s.Create.P50), ms(s.Create.P99),
-			s.CreateAhead.PerSec(), ms(s.CreateAhead.P50), ms(s.CreateAhead.P99),
+			s.CreateSDK.PerSec(), ms(s.CreateSDK.P50), ms(s.CreateSDK.P99),
 			s.Payment.PerSec(), ms(s.Payment.P50), ms(s.Payment.P99),
-			s.Raw.PerSec(), ms(s.Raw.P50), ms(s.Raw.P99), s.PaymentsRaw(), s.CreatesRSA(d.RSA), s.AheadRSA(d.RSA))
+			s.Raw.PerSec(), ms(s.Raw.P50), ms(s.Raw.P99), s.PaymentsRaw(), s.CreatesRSA(d.RSA), s.SDKRSA(d.RSA))
 	}
 	fmt.Fprintf(out, "complete payment by step, p50 / p99:\n")
 	for _, s := range d.Steps {
@@ -370,29 +389,29 @@ func WriteAPITable(out io.Writer, d APIDatabaseReport) {
 		for _, w := range []struct {
 			name string
 			m    APIMeasure
-		}{{"create", s.Create}, {"ahead", s.CreateAhead}, {"payment", s.Payment}, {"raw", s.Raw}} {
+		}{{"create", s.Create}, {"sdk", s.CreateSDK}, {"payment", s.Payment}, {"raw", s.Raw}} {
 			c := w.m.CPUPerOp()
 			parts = append(parts, fmt.Sprintf("%s %s + %s / %s", w.name, ms(c.Process), ms(c.Postgres), ms(c.Machine)))
 		}
 		fmt.Fprintf(out, "%7d | %s\n", s.Clients, strings.Join(parts, " | "))
 	}
-	fmt.Fprintf(out, "signing ceiling on these cores: creates ≤ rsa/%d = %.0f/s (%.2f × rsa), server side alone ≤ rsa; complete payments ≤ rsa/%d = %.0f/s\n",
-		SignaturesPerCreate, rsa/SignaturesPerCreate, 1.0/SignaturesPerCreate, SignaturesPerPayment, rsa/SignaturesPerPayment)
+	fmt.Fprintf(out, "signing ceiling on these cores: creates ≤ rsa/%d = %.0f/s, sdk creates ≤ rsa/%d = %.0f/s (%.2f × rsa); complete payments ≤ rsa/%d = %.0f/s\n",
+		SignaturesPerCreate, rsa/SignaturesPerCreate, SignaturesPerSDKCreate, rsa/SignaturesPerSDKCreate, 1.0/SignaturesPerSDKCreate,
+		SignaturesPerPayment, rsa/SignaturesPerPayment)
 	if len(d.LedgerFindings) == 0 {
 		fmt.Fprintf(out, "ledger after the run: balanced (LedgerCheck: no findings)\n")
 	} else {
 		fmt.Fprintf(out, "ledger after the run: NOT BALANCED: %s\n", strings.Join(d.LedgerFindings, "; "))
 	}
-	if d.Rejected > 0 || d.Duplicates > 0 || d.SignedInline > 0 {
-		fmt.Fprintf(out, "notifications: %d rejected by the merchant's verification, %d delivered twice; signed-ahead creates signed in the slice: %d\n",
-			d.Rejected, d.Duplicates, d.SignedInline)
+	if d.Rejected > 0 || d.Duplicates > 0 {
+		fmt.Fprintf(out, "notifications: %d rejected by the merchant's verification, %d delivered twice\n", d.Rejected, d.Duplicates)
 	}
 	v := d.Verdict()
 	if !v.Checked {
 		fmt.Fprintf(out, "verdict (%s): goals are checked at %d clients, not run\n", d.Dialect, GoalAPIClients)
 		return
 	}
-	fmt.Fprintf(out, "verdict (%s, %d clients): payments/raw %.2f (goal ≥ %.1f) %s; creates/rsa %.2f (goal ≥ %.1f) %s; create p99 %s (goal < %s) %s\n",
+	fmt.Fprintf(out, "verdict (%s, %d clients, creates pre-signed): payments/raw %.2f (goal ≥ %.1f) %s; creates/rsa %.2f (goal ≥ %.1f) %s; create p99 %s (goal < %s) %s\n",
 		d.Dialect, GoalAPIClients, v.PaymentsRaw, GoalPaymentsRaw, passFail(v.PaymentsRaw >= GoalPaymentsRaw),
 		v.CreatesRSA, GoalCreatesRSA, passFail(v.CreatesRSA >= GoalCreatesRSA),
 		ms(v.CreateP99), ms(GoalCreateP99), passFail(v.CreateP99 < GoalCreateP99))
@@ -526,6 +545,17 @@ func warmAPI(ctx context.Context, n int, w apiWorkload) error {
 	return nil
 }
 
+// Workloads of the API load, in their tallies' order.
+const (
+	wCreate = iota
+	wCreateSDK
+	wPayment
+	wRaw
+	nw
+)
+
+var workloadNames = [nw]string{"create", "create-sdk", "payment", "raw"}
+
 // runAPIDatabase stands the platform up on one database and runs every
 // step.
 func runAPIDatabase(ctx context.Context, cfg APIConfig, rawURL string, progress io.Writer) (rep APIDatabaseReport, err error) {
@@ -586,7 +616,7 @@ func runAPIDatabase(ctx context.Context, cfg APIConfig, rawURL string, progress 
 	run := randomHex(4)
 	var seq atomic.Int64
 	outTradeNo := func() string { return fmt.Sprintf("B%s%010d", run, seq.Add(1)) }
-	ahead := &aheadCreates{cfg: mc, sdk: sdk, notifyURL: notifyURL, outTradeNo: outTradeNo}
+	ps := &presigner{cfg: mc, sdk: sdk, notifyURL: notifyURL, outTradeNo: outTradeNo}
 	raw, err := newRawPayments(ctx, db, "bench_"+randomHex(6)+"_", notifyURL)
 	if err != nil {
 		return rep, err
@@ -595,28 +625,92 @@ func runAPIDatabase(ctx context.Context, cfg APIConfig, rawURL string, progress 
 	if err != nil {
 		return rep, err
 	}
-	const nw = 4
-	names := [nw]string{"create", "create-ahead", "payment", "raw"}
-	ws := [nw]apiWorkload{createWorkload(sdk, notifyURL, outTradeNo), ahead.workload(),
-		paymentWorkload(sdk, notifyURL, outTradeNo, recv), raw.workload()}
+	// pools[i][w] holds the pre-signed requests of workload w (create,
+	// payment) at client count i; the workloads read the pool of the
+	// client count running.
+	pools := make([][nw]*presignPool, len(cfg.Clients))
+	var cur struct {
+		sync.Mutex
+		create, payment *presignPool
+	}
+	use := func(i int) {
+		cur.Lock()
+		cur.create, cur.payment = pools[i][wCreate], pools[i][wPayment]
+		cur.Unlock()
+	}
+	current := func(w int) func() *presignPool {
+		return func() *presignPool {
+			cur.Lock()
+			defer cur.Unlock()
+			if w == wCreate {
+				return cur.create
+			}
+			return cur.payment
+		}
+	}
+	ws := [nw]apiWorkload{ps.createWorkload(current(wCreate)), createWorkload(sdk, notifyURL, outTradeNo),
+		paymentWorkload(ps, current(wPayment), sdk, recv), raw.workload()}
 
 	fmt.Fprintf(progress, "%s: platform up at %s, merchant %s; warming up\n", db.Dialect, mc.BaseURL, mc.MchID)
-	if err := ahead.prepare(ctx, maxClients*apiWarmup); err != nil {
+	warm := [nw]*presignPool{}
+	for _, w := range []int{wCreate, wPayment} {
+		if warm[w], err = ps.pool(ctx, maxClients*apiWarmup, false); err != nil {
+			return rep, err
+		}
+	}
+	cur.create, cur.payment = warm[wCreate], warm[wPayment]
+	for w := range nw {
+		if err := warmAPI(ctx, maxClients, ws[w]); err != nil {
+			return rep, fmt.Errorf("%s warm-up: %w", workloadNames[w], err)
+		}
+	}
+
+	// Size the pools: probe each pre-signed workload at each client count
+	// (unmeasured, its requests signed first), bounded by the signing
+	// ceiling, then sign every pool before measuring starts.
+	var rsa0 RSAMeasure
+	if err := pprofDo(ctx, "rsa", func(ctx context.Context) error { return signer.run(ctx, 200*time.Millisecond, &rsa0) }); err != nil {
 		return rep, err
 	}
-	var aheadRate float64 // from the warm-up, until slices measure it
-	for i, w := range ws {
-		t0 := time.Now()
-		if err := warmAPI(ctx, maxClients, w); err != nil {
-			return rep, fmt.Errorf("%s warm-up: %w", names[i], err)
-		}
-		if names[i] == "create-ahead" {
-			aheadRate = 2 * float64(maxClients*apiWarmup) / time.Since(t0).Seconds()
+	ceiling := [nw]float64{wCreate: rsa0.PerSec() / SignaturesPerCreate, wPayment: rsa0.PerSec() / SignaturesPerPayment}
+	fmt.Fprintf(progress, "%s: probing for %s per workload and client count to size the pre-signed pools\n", db.Dialect, presignProbe)
+	sizes := make([][nw]int, len(cfg.Clients))
+	for i, n := range cfg.Clients {
+		for _, w := range []int{wCreate, wPayment} {
+			probe, err := ps.pool(ctx, poolSize(ceiling[w], 0, presignProbe, n), false)
+			if err != nil {
+				return rep, err
+			}
+			cur.Lock()
+			cur.create, cur.payment = probe, probe
+			cur.Unlock()
+			var t apiTally
+			if err := runAPI(ctx, "probe", n, presignProbe, ws[w], &t, func() cpuSnap { return cpuSnap{} }); err != nil {
+				return rep, fmt.Errorf("%s probe, %d clients: %w", workloadNames[w], n, err)
+			}
+			sizes[i][w] = poolSize(t.rate(), ceiling[w], cfg.Duration, n)
 		}
 	}
-	ahead.inline.Store(0)
+	ps.inline.Store(0) // the warm-up's and probes' requests are not the window's
+	ps.oldest.Store(0)
+	err = pprofDo(ctx, "sign-ahead", func(ctx context.Context) error {
+		for i := range cfg.Clients {
+			for _, w := range []int{wCreate, wPayment} {
+				var err error
+				if pools[i][w], err = ps.pool(ctx, sizes[i][w], true); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	pr := ps.report()
 	total := time.Duration(nw*len(cfg.Clients)+1) * cfg.Duration
-	fmt.Fprintf(progress, "%s: measuring for %s in %s slices\n", db.Dialect, total, slice)
+	fmt.Fprintf(progress, "%s: signed %d requests ahead in %s; measuring for %s in %s slices\n",
+		db.Dialect, pr.Requests, pr.Took.Round(time.Millisecond), total, slice)
 
 	cpu := func() cpuSnap { return cpuTimes(ctx, db.SQL, db.Dialect == store.Postgres) }
 	rounds := max(1, int((cfg.Duration+slice-1)/slice))
@@ -635,20 +729,24 @@ func runAPIDatabase(ctx context.Context, cfg APIConfig, rawURL string, progress 
 			n := cfg.Clients[i]
 			for o := range nw { // rotate which workload goes first
 				w := (o + r + j) % nw
-				if names[w] == "create-ahead" {
-					// Sign enough requests for the slice, unmeasured.
-					best := max(ts[i][0].rate(), ts[i][1].rate())
-					if best == 0 {
-						best = aheadRate
+				if w == wCreate || w == wPayment {
+					// A pool about to grow older than the server accepts is
+					// signed afresh (unmeasured); with runs of seconds, never.
+					if pl := pools[i][w]; time.Since(pl.signedAt)+part > presignMaxAge {
+						err := pprofDo(ctx, "sign-ahead", func(ctx context.Context) error {
+							var err error
+							pools[i][w], err = ps.pool(ctx, pl.left(), true)
+							return err
+						})
+						if err != nil {
+							return rep, err
+						}
+						ps.resigned.Add(1)
 					}
-					if err := pprofDo(ctx, "sign-ahead", func(ctx context.Context) error {
-						return ahead.prepare(ctx, int(2*best*part.Seconds())+4*n)
-					}); err != nil {
-						return rep, err
-					}
+					use(i)
 				}
-				if err := runAPI(ctx, names[w], n, part, ws[w], &ts[i][w], cpu); err != nil {
-					return rep, fmt.Errorf("%s, %d clients: %w", names[w], n, err)
+				if err := runAPI(ctx, workloadNames[w], n, part, ws[w], &ts[i][w], cpu); err != nil {
+					return rep, fmt.Errorf("%s, %d clients: %w", workloadNames[w], n, err)
 				}
 			}
 		}
@@ -657,12 +755,12 @@ func runAPIDatabase(ctx context.Context, cfg APIConfig, rawURL string, progress 
 		}
 	}
 	for i, n := range cfg.Clients {
-		rep.Steps = append(rep.Steps, APIStep{Clients: n, Create: ts[i][0].measure(false), CreateAhead: ts[i][1].measure(false),
-			Payment: ts[i][2].measure(true), Raw: ts[i][3].measure(false)})
+		rep.Steps = append(rep.Steps, APIStep{Clients: n, Create: ts[i][wCreate].measure(false), CreateSDK: ts[i][wCreateSDK].measure(false),
+			Payment: ts[i][wPayment].measure(true), Raw: ts[i][wRaw].measure(false)})
 	}
 	rep.RSA = rsaT
 	rep.Rejected, rep.Duplicates = recv.rejected.Load(), recv.duplicates.Load()
-	rep.SignedInline = ahead.inline.Load()
+	rep.Presign = ps.report()
 
 	// Stop the platform (its jobs write too), then check the whole ledger.
 	stop()
@@ -709,16 +807,21 @@ func orderRequest(outTradeNo, notifyURL string) apiclient.CreateOrderRequest {
 		Amount: apiclient.Amount{Total: randomAmount(), Currency: "CNY"}, NotifyURL: notifyURL}
 }
 
-// paymentWorkload runs one complete payment per call: create, sandbox pay,
-// and wait for the notification.
-func paymentWorkload(sdk *apiclient.Client, notifyURL string, outTradeNo func() string, recv *receiver) apiWorkload {
+// paymentWorkload runs one complete payment per call: create (pre-signed,
+// from the pool current returns), sandbox pay through the SDK, and wait
+// for the notification.
+func paymentWorkload(ps *presigner, current func() *presignPool, sdk *apiclient.Client, recv *receiver) apiWorkload {
 	return func(ctx context.Context) (sample, error) {
 		octx, cancel := context.WithTimeout(ctx, opTimeout)
 		defer cancel()
-		t0 := time.Now()
-		o, err := sdk.CreateOrder(octx, orderRequest(outTradeNo(), notifyURL))
+		s, err := ps.next(current())
 		if err != nil {
-			return sample{}, fmt.Errorf("create order: %w", err)
+			return sample{}, err
+		}
+		t0 := time.Now()
+		o, err := ps.send(octx, s)
+		if err != nil {
+			return sample{}, fmt.Errorf("create order (pre-signed): %w", err)
 		}
 		t1 := time.Now()
 		arrived := recv.expect(o.ID)

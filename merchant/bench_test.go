@@ -3,6 +3,7 @@ package merchant_test
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -46,6 +47,28 @@ func BenchmarkUseNonce(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkUseNonceParallel records nonces from 16 goroutines per CPU at
+// once, as concurrent requests do (on SQLite they commit in groups).
+func BenchmarkUseNonceParallel(b *testing.B) {
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		b.Run(string(d), func(b *testing.B) {
+			svc := newService(b, storetest.Open(b, d), paygate.NewManualClock(t0))
+			ctx := context.Background()
+			var seq atomic.Int64
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := svc.UseNonce(ctx, "1234567890", strconv.FormatInt(seq.Add(1), 10), t0.Unix()); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }

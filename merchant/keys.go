@@ -225,7 +225,61 @@ func (s *Service) MerchantKey(ctx context.Context, mchid, serialNo string) (payg
 	if err != nil {
 		return paygate.Merchant{}, nil, paygate.Internal(fmt.Errorf("merchant: stored key %s of %s does not parse: %w", serialNo, mchid, err))
 	}
+	s.known.add(mchid, serialNo, pub)
 	return m, pub, nil
+}
+
+// KnownKey returns the merchant's public key with the serial when this
+// Service has returned it from MerchantKey before, without reading the
+// database. It is a hint, not a check: the key may have been revoked since.
+// A request whose signature verifies with it goes to UseNonceForKnownKey,
+// which checks in the database. The serial is a hash of the key
+// (signing.SerialNo, checked when the key is parsed), so the key for a
+// (mchid, serial) pair never changes.
+func (s *Service) KnownKey(mchid, serialNo string) (*rsa.PublicKey, bool) {
+	return s.known.get(mchid, serialNo)
+}
+
+// transactStatuses are the statuses whose merchants may call the API
+// (paygate.MerchantStatus.CanTransact).
+var transactStatuses = func() []paygate.MerchantStatus {
+	var out []paygate.MerchantStatus
+	for _, st := range []paygate.MerchantStatus{paygate.MerchantSandbox, paygate.MerchantPending, paygate.MerchantLive,
+		paygate.MerchantSuspended, paygate.MerchantClosed} {
+		if st.CanTransact() {
+			out = append(out, st)
+		}
+	}
+	return out
+}()
+
+// UseNonceForKnownKey authenticates, in one database round trip, a request
+// signed at timestamp whose signature the caller verified with the key
+// KnownKey returned: when the key is still unrevoked, the merchant's status
+// allows transacting and the merchant has no IP allow-list (so no address
+// is refused), it records the nonce (as UseNonce does) and returns the
+// merchant as read in that round trip, and true. Otherwise it records
+// nothing and returns false, whatever the reason (revoked key, status,
+// allow-list, replayed nonce): the caller then authenticates the request
+// the full way (MerchantKey, its checks, UseNonce), which says why it is
+// refused. The checks are those of the full way, made in the database at
+// the moment the nonce is recorded. Errors: the store's.
+func (s *Service) UseNonceForKnownKey(ctx context.Context, mchid, serialNo, nonce string, timestamp int64) (paygate.Merchant, bool, error) {
+	if !validID(mchid) {
+		return paygate.Merchant{}, false, nil
+	}
+	expires := time.Unix(timestamp, 0).Add(NonceTTL)
+	m, used, err := s.store.UseNonceForKey(ctx, mchid, serialNo, nonce, s.now(), expires, transactStatuses)
+	if err != nil {
+		if paygate.HasCode(err, paygate.CodeNotFound) {
+			return paygate.Merchant{}, false, nil
+		}
+		return paygate.Merchant{}, false, fmt.Errorf("merchant: nonce: %w", err)
+	}
+	if !used {
+		return paygate.Merchant{}, false, nil
+	}
+	return m, true, nil
 }
 
 // NonceTTL is how long a used nonce is remembered after its request's

@@ -82,6 +82,7 @@ type Service struct {
 
 	platformMu sync.Mutex // serialises reloads of platform
 	platform   atomic.Pointer[platformSnapshot]
+	known      knownKeys // (mchid, serial) → key, for KnownKey
 }
 
 // New returns a Service. Errors: CodeInvalidArgument for a missing
@@ -266,10 +267,28 @@ func (s *Service) Get(ctx context.Context, id string) (paygate.Merchant, error) 
 }
 
 // Merchant returns the merchant; it implements payment.Merchants. It reads
-// the database every time, so a status change takes effect at once.
+// the database every time, so a status change takes effect at once, except
+// within a request that authenticated as that merchant (ctx from
+// WithAuthenticated): there it returns the merchant as authentication read
+// it moments before in the same request, instead of reading it again.
 // Errors: CodeNotFound.
 func (s *Service) Merchant(ctx context.Context, id string) (paygate.Merchant, error) {
+	if m, ok := ctx.Value(authenticatedKey{}).(paygate.Merchant); ok && m.ID == id {
+		return m, nil
+	}
 	return s.Get(ctx, id)
+}
+
+type authenticatedKey struct{}
+
+// WithAuthenticated returns ctx carrying m, the merchant a request
+// authenticated as, as request authentication read it from the database
+// (httpapi's middleware calls it once the request's signature, the
+// merchant's status and the nonce are checked). Merchant then answers from
+// it for that merchant for the rest of the request: the use cases it calls
+// need not read the same row again.
+func WithAuthenticated(ctx context.Context, m paygate.Merchant) context.Context {
+	return context.WithValue(ctx, authenticatedKey{}, m)
 }
 
 // HasMerchants reports whether any merchant exists.

@@ -399,6 +399,116 @@ func TestRevocationAcrossProcesses(t *testing.T) {
 	})
 }
 
+// TestKnownKeyAcrossProcesses: the one-round-trip authentication of a
+// request signed with a key the process has seen (KnownKey,
+// UseNonceForKnownKey) admits it only while the key is active, the
+// merchant may transact and has no IP allow-list, whatever another process
+// changed since; when it refuses, it consumes no nonce, so the full way
+// gives the precise answer.
+func TestKnownKeyAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	sameDatabase(t, func(t *testing.T, a, b *store.DB) {
+		ctx := context.Background()
+		clock := paygate.NewManualClock(t0)
+		svcA, svcB := newService(t, a, clock), newService(t, b, clock)
+		m := create(t, svcA, merchant.CreateRequest{PublicKeyPEM: pubPEM(keyA)}).Merchant
+		serial := signing.SerialNo(&keyA.PublicKey)
+		ts := t0.Unix()
+		fast := func(nonce string) bool {
+			t.Helper()
+			got, used, err := svcB.UseNonceForKnownKey(ctx, m.ID, serial, nonce, ts)
+			require.NoError(t, err)
+			if used {
+				require.Equal(t, m.ID, got.ID)
+			}
+			return used
+		}
+		unused := func(nonce string) {
+			t.Helper()
+			require.NoError(t, svcA.UseNonce(ctx, m.ID, nonce, ts), "the refused request consumed no nonce")
+		}
+
+		_, ok := svcB.KnownKey(m.ID, serial)
+		require.False(t, ok, "a key is known only once MerchantKey returned it")
+		_, pub, err := svcB.MerchantKey(ctx, m.ID, serial)
+		require.NoError(t, err)
+		known, ok := svcB.KnownKey(m.ID, serial)
+		require.True(t, ok)
+		require.Equal(t, pub, known)
+		_, ok = svcA.KnownKey(m.ID, serial)
+		require.False(t, ok, "each process knows the keys it has read")
+		_, ok = svcB.KnownKey("1000000001", serial)
+		require.False(t, ok, "a key is known for its merchant only")
+
+		require.True(t, fast("F1"))
+		require.False(t, fast("F1"), "a replay")
+		require.Equal(t, paygate.CodeUnauthenticated, paygate.CodeOf(svcA.UseNonce(ctx, m.ID, "F1", ts)), "the nonce is used in the database")
+
+		// Another process suspends the merchant, then revokes the key.
+		_, err = svcA.SetStatus(ctx, m.ID, paygate.MerchantSuspended)
+		require.NoError(t, err)
+		require.False(t, fast("F2"))
+		unused("F2")
+		_, err = svcA.SetStatus(ctx, m.ID, paygate.MerchantSandbox)
+		require.NoError(t, err)
+		require.True(t, fast("F3"))
+
+		// An IP allow-list sends every request the full way (the address
+		// is checked there).
+		_, err = svcA.Update(ctx, m.ID, merchant.Update{IPAllowList: &[]string{"203.0.113.0/24"}})
+		require.NoError(t, err)
+		require.False(t, fast("F4"))
+		unused("F4")
+		_, err = svcA.Update(ctx, m.ID, merchant.Update{IPAllowList: &[]string{}})
+		require.NoError(t, err)
+		require.True(t, fast("F5"))
+
+		_, err = svcA.AddPublicKey(ctx, m.ID, pubPEM(keyB))
+		require.NoError(t, err)
+		require.NoError(t, svcA.RevokeKey(ctx, m.ID, serial))
+		_, ok = svcB.KnownKey(m.ID, serial)
+		require.True(t, ok, "still known: it is a hint")
+		require.False(t, fast("F6"), "a revoked key admits nothing")
+		unused("F6")
+
+		// Unknown merchants and serials admit nothing either.
+		_, used, err := svcB.UseNonceForKnownKey(ctx, m.ID, "0123456789ABCDEF", "F7", ts)
+		require.NoError(t, err)
+		require.False(t, used)
+		_, used, err = svcB.UseNonceForKnownKey(ctx, "not-an-id", serial, "F7", ts)
+		require.NoError(t, err)
+		require.False(t, used)
+		unused("F7")
+	})
+}
+
+// TestMerchantWithinAuthenticatedRequest: within a request that
+// authenticated as a merchant, Merchant answers for that merchant from the
+// context; for any other merchant, or without it, it reads the database.
+func TestMerchantWithinAuthenticatedRequest(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	svc := newService(t, db, paygate.NewManualClock(t0))
+	ctx := context.Background()
+	a := create(t, svc, merchant.CreateRequest{Name: "A"}).Merchant
+	b := create(t, svc, merchant.CreateRequest{Name: "B"}).Merchant
+	authed, _, err := svc.MerchantKey(ctx, a.ID, signing.SerialNo(&keyA.PublicKey))
+	require.NoError(t, err)
+	rctx := merchant.WithAuthenticated(ctx, authed)
+	_, err = svc.SetStatus(ctx, a.ID, paygate.MerchantSuspended)
+	require.NoError(t, err)
+
+	got, err := svc.Merchant(rctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, paygate.MerchantSandbox, got.Status, "as the request authenticated")
+	got, err = svc.Merchant(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, paygate.MerchantSuspended, got.Status, "outside it, read at once")
+	got, err = svc.Merchant(rctx, b.ID)
+	require.NoError(t, err)
+	require.Equal(t, "B", got.Name, "another merchant is read")
+}
+
 func TestNonces(t *testing.T) {
 	t.Parallel()
 	sameDatabase(t, func(t *testing.T, a, b *store.DB) {
@@ -447,6 +557,39 @@ func TestNonces(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(1), n)
 		require.Error(t, svcA.UseNonce(ctx, "1234567891", "N1", clock.Now().Unix()))
+	})
+}
+
+// TestNoncesConcurrent: many requests record nonces at once, each nonce
+// sent several times to two processes (on SQLite they commit in groups):
+// every nonce is used exactly once, and every use is recorded.
+func TestNoncesConcurrent(t *testing.T) {
+	t.Parallel()
+	sameDatabase(t, func(t *testing.T, a, b *store.DB) {
+		ctx := context.Background()
+		clock := paygate.NewManualClock(t0)
+		svcs := []*merchant.Service{newService(t, a, clock), newService(t, b, clock)}
+		ts := t0.Unix()
+		const nonces, sends = 40, 3
+		var wins [nonces]atomic.Int32
+		var wg sync.WaitGroup
+		for i := range nonces * sends {
+			wg.Go(func() {
+				n := i % nonces
+				err := svcs[i%2].UseNonce(ctx, "1234567890", fmt.Sprintf("C%03d", n), ts)
+				if err == nil {
+					wins[n].Add(1)
+					return
+				}
+				require.Equal(t, paygate.CodeUnauthenticated, paygate.CodeOf(err), "%v", err)
+			})
+		}
+		wg.Wait()
+		for n := range nonces {
+			require.Equal(t, int32(1), wins[n].Load(), "nonce %d", n)
+			err := svcs[n%2].UseNonce(ctx, "1234567890", fmt.Sprintf("C%03d", n), ts)
+			require.Equal(t, paygate.CodeUnauthenticated, paygate.CodeOf(err), "nonce %d is recorded", n)
+		}
 	})
 }
 

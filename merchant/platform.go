@@ -322,3 +322,35 @@ func (c *publicKeyCache) parse(serial, pemText string) (*rsa.PublicKey, error) {
 	c.mu.Unlock()
 	return k, nil
 }
+
+// knownKeys maps (mchid, serial) to the parsed public key MerchantKey
+// returned for them (Service.KnownKey), bounded like publicKeys.
+type knownKeys struct {
+	mu   sync.RWMutex
+	keys map[string]*rsa.PublicKey
+}
+
+func knownKeyID(mchid, serialNo string) string { return mchid + "\x00" + serialNo }
+
+func (c *knownKeys) get(mchid, serialNo string) (*rsa.PublicKey, bool) {
+	c.mu.RLock()
+	k, ok := c.keys[knownKeyID(mchid, serialNo)]
+	c.mu.RUnlock()
+	return k, ok
+}
+
+func (c *knownKeys) add(mchid, serialNo string, k *rsa.PublicKey) {
+	id := knownKeyID(mchid, serialNo)
+	c.mu.RLock()
+	have := c.keys[id] == k
+	c.mu.RUnlock()
+	if have {
+		return
+	}
+	c.mu.Lock()
+	if c.keys == nil || len(c.keys) >= maxCachedKeys {
+		c.keys = map[string]*rsa.PublicKey{}
+	}
+	c.keys[id] = k
+	c.mu.Unlock()
+}

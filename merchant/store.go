@@ -99,6 +99,14 @@ type Store interface {
 	// round trip, unless it is recorded already and unexpired at now; it
 	// reports whether it recorded it (false: a replay).
 	UseNonce(ctx context.Context, merchantID, nonce string, now, expires time.Time) (bool, error)
+	// UseNonceForKey is UseNonce for a request signed with the merchant's
+	// key with the serial: in one round trip it records the nonce only if
+	// that key is unrevoked, the merchant's status is one of statuses and
+	// its IP allow-list is empty, and it returns the merchant as read in
+	// that round trip and whether it recorded the nonce. CodeNotFound when
+	// the merchant has no key with the serial (nothing recorded).
+	UseNonceForKey(ctx context.Context, merchantID, serialNo, nonce string, now, expires time.Time,
+		statuses []paygate.MerchantStatus) (paygate.Merchant, bool, error)
 	// DeleteExpiredNonces deletes up to limit nonces that expired before
 	// now and returns how many it deleted.
 	DeleteExpiredNonces(ctx context.Context, now time.Time, limit int) (int64, error)

@@ -6,16 +6,28 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"paygate"
 	"paygate/merchant"
 )
 
-// Merchants returns db as the merchant package's Store.
-func (db *DB) Merchants() merchant.Store { return merchantStore{db} }
+// Merchants returns db as the merchant package's Store. On SQLite, the
+// nonces recorded through one Store commit in groups (nonceGroup).
+func (db *DB) Merchants() merchant.Store {
+	s := merchantStore{db: db}
+	if db.Dialect == SQLite {
+		s.nonces = &nonceGroup{}
+	}
+	return s
+}
 
-type merchantStore struct{ db *DB }
+type merchantStore struct {
+	db     *DB
+	nonces *nonceGroup // SQLite only
+}
 
 var (
 	_ merchant.Store = merchantStore{}
@@ -189,14 +201,36 @@ func (s merchantStore) HasMerchants(ctx context.Context) (bool, error) {
 	return n > 0, wrapDB(err)
 }
 
+// mchKeyCols are the merchant's columns (m) and its key's (k), as
+// scanMerchantWithKey reads them.
+const mchKeyCols = `m.id, m.parent_id, m.name, m.status, m.settlement_currency, m.fee_rate_bps,
+	m.notify_hosts, m.ip_allow_list, m.apiv3_key_enc, m.apiv3_key_kid, m.live_since, m.created_at, m.updated_at,
+	k.serial_no, k.public_key, k.source, k.created_at, k.revoked_at`
+
+// mchKeyFrom finds the merchant's key with the serial ($1, $2).
+const mchKeyFrom = ` FROM merchant_keys k JOIN merchants m ON m.id = k.merchant_id WHERE k.merchant_id = $1 AND k.serial_no = $2`
+
+// scanMerchantWithKey reads mchKeyCols, then extra.
+func scanMerchantWithKey(sc mchScanner, extra ...any) (paygate.Merchant, merchant.Key, error) {
+	var k merchant.Key
+	var source string
+	var created int64
+	var revoked sql.NullInt64
+	r, err := scanMerchantRecord(sc, append([]any{&k.SerialNo, &k.PublicKeyPEM, &source, &created, &revoked}, extra...)...)
+	if err != nil {
+		return paygate.Merchant{}, merchant.Key{}, err
+	}
+	k.MerchantID, k.Source, k.CreatedAt = r.Merchant.ID, merchant.KeySource(source), fromMicros(created)
+	if revoked.Valid {
+		k.RevokedAt = fromMicros(revoked.Int64)
+	}
+	return r.Merchant, k, nil
+}
+
 // MerchantWithKey implements merchant.Store: one indexed join, read on
 // every authenticated request.
 func (s merchantStore) MerchantWithKey(ctx context.Context, merchantID, serialNo string) (paygate.Merchant, merchant.Key, error) {
-	rows, err := s.db.SQL.QueryContext(ctx, `SELECT m.id, m.parent_id, m.name, m.status, m.settlement_currency, m.fee_rate_bps,
-		m.notify_hosts, m.ip_allow_list, m.apiv3_key_enc, m.apiv3_key_kid, m.live_since, m.created_at, m.updated_at,
-		k.serial_no, k.public_key, k.source, k.created_at, k.revoked_at
-		FROM merchant_keys k JOIN merchants m ON m.id = k.merchant_id
-		WHERE k.merchant_id = $1 AND k.serial_no = $2`, merchantID, serialNo)
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT `+mchKeyCols+mchKeyFrom, merchantID, serialNo)
 	if err != nil {
 		return paygate.Merchant{}, merchant.Key{}, wrapDB(err)
 	}
@@ -205,22 +239,16 @@ func (s merchantStore) MerchantWithKey(ctx context.Context, merchantID, serialNo
 		if err := rows.Err(); err != nil {
 			return paygate.Merchant{}, merchant.Key{}, wrapDB(err)
 		}
-		return paygate.Merchant{}, merchant.Key{}, paygate.E(paygate.CodeNotFound, "no such merchant key")
+		return paygate.Merchant{}, merchant.Key{}, errNoKey()
 	}
-	var k merchant.Key
-	var source string
-	var created int64
-	var revoked sql.NullInt64
-	r, err := scanMerchantRecord(rows, &k.SerialNo, &k.PublicKeyPEM, &source, &created, &revoked)
+	m, k, err := scanMerchantWithKey(rows)
 	if err != nil {
 		return paygate.Merchant{}, merchant.Key{}, wrapDB(err)
 	}
-	k.MerchantID, k.Source, k.CreatedAt = r.Merchant.ID, merchant.KeySource(source), fromMicros(created)
-	if revoked.Valid {
-		k.RevokedAt = fromMicros(revoked.Int64)
-	}
-	return r.Merchant, k, wrapDB(rows.Close())
+	return m, k, wrapDB(rows.Close())
 }
+
+func errNoKey() error { return paygate.E(paygate.CodeNotFound, "no such merchant key") }
 
 // MerchantKeys implements merchant.Store.
 func (s merchantStore) MerchantKeys(ctx context.Context, merchantID string) ([]merchant.Key, error) {
@@ -270,17 +298,187 @@ func (s merchantStore) PlatformKeys(ctx context.Context) ([]merchant.PlatformKey
 	return out, wrapDB(rows.Err())
 }
 
-// UseNonce implements merchant.Store in one statement: insert the nonce,
-// or take over an expired row of the same nonce; a live row is a replay.
+// nonceUpsert inserts a nonce ($1, $2, $3: merchant, nonce, expiry), or
+// takes over an expired row of the same nonce (expired before $4); a live
+// row is a replay and changes nothing.
+const nonceUpsert = `INSERT INTO auth_nonces (merchant_id, nonce, expires_at) VALUES ($1, $2, $3)
+	ON CONFLICT (merchant_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE auth_nonces.expires_at < $4`
+
+// UseNonce implements merchant.Store in one statement, nonceUpsert. On
+// SQLite it is committed with the other requests' nonces waiting at the
+// same moment, in one transaction queued for the writer slot (nonceGroup).
 func (s merchantStore) UseNonce(ctx context.Context, merchantID, nonce string, now, expires time.Time) (bool, error) {
-	return mchAffected(s.db.SQL.ExecContext(ctx, `INSERT INTO auth_nonces (merchant_id, nonce, expires_at) VALUES ($1, $2, $3)
-		ON CONFLICT (merchant_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE auth_nonces.expires_at < $4`,
-		merchantID, nonce, micros(expires), micros(now)))
+	if s.nonces != nil {
+		return s.nonces.use(ctx, s.db, nonceReq{merchantID: merchantID, nonce: nonce, now: micros(now), expires: micros(expires)})
+	}
+	return mchAffected(s.db.execWrite(ctx, nonceUpsert, merchantID, nonce, micros(expires), micros(now)))
 }
 
-// DeleteExpiredNonces implements merchant.Store.
+// nonceGroup commits SQLite's nonces in groups. Every authenticated
+// request records its nonce, and on SQLite each commit is an fsync made
+// while holding the single writer lock, so one commit per nonce costs a
+// whole write slot per request. A request queues its nonce; one of the
+// requests waiting leads: it takes the writer slot, then records every
+// nonce queued by then (its own among them) in one transaction, and hands
+// each request its own answer once that transaction has committed. Nonces
+// queued meanwhile go in the next group, led by a new goroutine. Each
+// nonce is checked and recorded by the same statement as alone, in queue
+// order, so a nonce twice in a group is a replay the second time; nothing
+// is answered before it is durable.
+type nonceGroup struct {
+	mu      sync.Mutex
+	queue   []nonceReq
+	leading bool
+}
+
+// nonceReq is one queued nonce and where its answer goes.
+type nonceReq struct {
+	merchantID, nonce string
+	now, expires      int64 // Unix microseconds
+	done              chan nonceAnswer
+}
+
+type nonceAnswer struct {
+	used bool
+	err  error
+}
+
+// maxNonceGroup bounds one group's transaction.
+const maxNonceGroup = 256
+
+// use queues r and waits for its answer (or ctx). The nonce of a request
+// that stops waiting may still be recorded, as if its request had failed
+// after recording it.
+func (g *nonceGroup) use(ctx context.Context, db *DB, r nonceReq) (bool, error) {
+	r.done = make(chan nonceAnswer, 1)
+	g.mu.Lock()
+	g.queue = append(g.queue, r)
+	lead := !g.leading
+	g.leading = true
+	g.mu.Unlock()
+	if lead {
+		// The group serves other requests too: it must not stop with
+		// this one's context.
+		g.lead(context.WithoutCancel(ctx), db)
+	}
+	select {
+	case a := <-r.done:
+		return a.used, a.err
+	case <-ctx.Done():
+		return false, wrapDB(ctx.Err())
+	}
+}
+
+// lead commits one group: the nonces queued once the writer slot is
+// taken. It passes the lead on to a new goroutine when more are queued.
+func (g *nonceGroup) lead(ctx context.Context, db *DB) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeoutNonces)
+	defer cancel()
+	release, err := db.writer(ctx)
+	g.mu.Lock()
+	n := min(len(g.queue), maxNonceGroup)
+	group := slices.Clone(g.queue[:n])
+	g.queue = slices.Delete(g.queue, 0, n)
+	g.mu.Unlock()
+	if err == nil {
+		err = g.commit(ctx, db, group)
+		release()
+	}
+	for _, r := range group {
+		if err != nil {
+			r.done <- nonceAnswer{err: err}
+		}
+	}
+	g.mu.Lock()
+	more := len(g.queue) > 0
+	g.leading = more
+	g.mu.Unlock()
+	if more {
+		go g.lead(context.WithoutCancel(ctx), db)
+	}
+}
+
+// opTimeoutNonces bounds one group's wait for the writer and its
+// transaction.
+const opTimeoutNonces = 30 * time.Second
+
+// commit records the group's nonces in one transaction (the caller holds
+// the writer slot) and answers each request once it committed; on an
+// error it answers none and returns it.
+func (g *nonceGroup) commit(ctx context.Context, db *DB, group []nonceReq) error {
+	tx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return wrapDB(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
+	used := make([]bool, len(group))
+	for i, r := range group {
+		res, err := tx.ExecContext(ctx, nonceUpsert, r.merchantID, r.nonce, r.expires, r.now)
+		if used[i], err = mchAffected(res, err); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return wrapDB(err)
+	}
+	for i, r := range group {
+		r.done <- nonceAnswer{used: used[i]}
+	}
+	return nil
+}
+
+// UseNonceForKey implements merchant.Store. On PostgreSQL it is one
+// statement: the key and merchant read, and the nonce insert of UseNonce
+// made only when the key is unrevoked, the status one of statuses and the
+// IP allow-list empty ("[]", as mchJSONList writes it). On SQLite, which
+// runs in this process (no round trip to save), it reads with
+// MerchantWithKey and then calls UseNonce when the conditions hold.
+func (s merchantStore) UseNonceForKey(ctx context.Context, merchantID, serialNo, nonce string, now, expires time.Time,
+	statuses []paygate.MerchantStatus) (paygate.Merchant, bool, error) {
+	if len(statuses) == 0 {
+		return paygate.Merchant{}, false, paygate.E(paygate.CodeInvalidArgument, "store: UseNonceForKey needs statuses")
+	}
+	if s.db.Dialect == SQLite {
+		m, k, err := s.MerchantWithKey(ctx, merchantID, serialNo)
+		if err != nil || !k.Active() || len(m.IPAllowList) > 0 || !slices.Contains(statuses, m.Status) {
+			return m, false, err
+		}
+		used, err := s.UseNonce(ctx, merchantID, nonce, now, expires)
+		return m, used, err
+	}
+	args := []any{merchantID, serialNo, nonce, micros(expires), micros(now)}
+	for _, st := range statuses {
+		args = append(args, string(st))
+	}
+	rows, err := s.db.SQL.QueryContext(ctx, `WITH mk AS (SELECT `+mchKeyCols+mchKeyFrom+`),
+		used AS (INSERT INTO auth_nonces (merchant_id, nonce, expires_at)
+			SELECT $1, $3, $4 FROM mk
+			WHERE mk.revoked_at IS NULL AND mk.ip_allow_list = '[]' AND mk.status IN (`+placeholders(6, len(statuses))+`)
+			ON CONFLICT (merchant_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE auth_nonces.expires_at < $5
+			RETURNING 1)
+		SELECT mk.*, EXISTS (SELECT 1 FROM used) FROM mk`, args...)
+	if err != nil {
+		return paygate.Merchant{}, false, wrapDB(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return paygate.Merchant{}, false, wrapDB(err)
+		}
+		return paygate.Merchant{}, false, errNoKey()
+	}
+	var used bool
+	m, _, err := scanMerchantWithKey(rows, &used)
+	if err != nil {
+		return paygate.Merchant{}, false, wrapDB(err)
+	}
+	return m, used, wrapDB(rows.Close())
+}
+
+// DeleteExpiredNonces implements merchant.Store (on SQLite, queued for the
+// writer slot).
 func (s merchantStore) DeleteExpiredNonces(ctx context.Context, now time.Time, limit int) (int64, error) {
-	res, err := s.db.SQL.ExecContext(ctx, `DELETE FROM auth_nonces WHERE (merchant_id, nonce) IN
+	res, err := s.db.execWrite(ctx, `DELETE FROM auth_nonces WHERE (merchant_id, nonce) IN
 		(SELECT merchant_id, nonce FROM auth_nonces WHERE expires_at < $1 LIMIT $2)`, micros(now), limit)
 	if err != nil {
 		return 0, wrapDB(err)

@@ -231,14 +231,11 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) inTxOnce(ctx context.Context, fn func(*Tx) error) (err error) {
-	if db.writers != nil {
-		select {
-		case db.writers <- struct{}{}:
-			defer func() { <-db.writers }()
-		case <-ctx.Done():
-			return wrapDB(ctx.Err())
-		}
+	release, err := db.writer(ctx)
+	if err != nil {
+		return err
 	}
+	defer release()
 	stx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
 		return wrapDB(err)
@@ -257,6 +254,34 @@ func (db *DB) inTxOnce(ctx context.Context, fn func(*Tx) error) (err error) {
 		return err
 	}
 	return wrapDB(stx.Commit())
+}
+
+// writer takes SQLite's writer slot, the Go queue every write waits in
+// for SQLite's single writer lock, and returns its release; on PostgreSQL
+// it takes nothing. It fails when ctx ends first.
+func (db *DB) writer(ctx context.Context) (release func(), err error) {
+	if db.writers == nil {
+		return func() {}, nil
+	}
+	select {
+	case db.writers <- struct{}{}:
+		return func() { <-db.writers }, nil
+	case <-ctx.Done():
+		return nil, wrapDB(ctx.Err())
+	}
+}
+
+// execWrite runs one autocommitted write statement. On SQLite it queues
+// for the writer slot first, as InTx does, so that it never meets a
+// transaction's writer lock in SQLite's busy handler (which sleeps 1, 2,
+// 5 ... ms between polls); on PostgreSQL it is ExecContext.
+func (db *DB) execWrite(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	release, err := db.writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return db.SQL.ExecContext(ctx, query, args...)
 }
 
 func retryable(err error) bool {

@@ -13,6 +13,7 @@ import (
 	"paygate"
 	"paygate/bench"
 	"paygate/merchant"
+	"paygate/signing"
 	"paygate/store"
 	"paygate/store/storetest"
 )
@@ -43,10 +44,12 @@ func TestBenchAPI(t *testing.T) {
 			require.Equal(t, d, dr.Dialect)
 			require.Empty(t, dr.LedgerFindings)
 			require.Zero(t, dr.Rejected)
+			require.Positive(t, dr.Presign.Requests, "requests were signed before measuring")
+			require.Less(t, dr.Presign.OldestUsed, signing.Window, "every pre-signed request was within the server's window")
 			require.Positive(t, dr.RSA.PerSec())
 			require.Len(t, dr.Steps, 2)
 			for _, s := range dr.Steps {
-				for name, m := range map[string]bench.APIMeasure{"create": s.Create, "create ahead": s.CreateAhead, "payment": s.Payment, "raw": s.Raw} {
+				for name, m := range map[string]bench.APIMeasure{"create": s.Create, "create sdk": s.CreateSDK, "payment": s.Payment, "raw": s.Raw} {
 					require.Positive(t, m.PerSec(), "%s, %d clients", name, s.Clients)
 					require.Positive(t, m.P50, "%s, %d clients", name, s.Clients)
 					require.LessOrEqual(t, m.P50, m.P99, "%s, %d clients", name, s.Clients)
