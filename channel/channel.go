@@ -14,6 +14,9 @@
 //     HTTP layer verifies with CallbackVerifier and hands to
 //     payment.Service.Confirm; or it is learnt by Query.
 //
+// Refunds go the same way through Refunder: a synchronous accept, an
+// asynchronous result learnt by QueryRefund.
+//
 // The package is pure: no I/O of its own.
 package channel
 
@@ -66,6 +69,9 @@ type PayRequest struct {
 	// ExpiresAt is when the order stops accepting payments; channels that
 	// support it refuse payments after it.
 	ExpiresAt time.Time
+	// ReturnURL is where a channel that takes the payer to its own pages
+	// (RedirectURL) sends the payer back afterwards.
+	ReturnURL string
 	// Scenario is for simulated channels only: the outcome the sandbox
 	// merchant asked for (channel/sim's outcomes). Real channels ignore it.
 	Scenario string
@@ -77,6 +83,10 @@ type Accepted struct {
 	// ChannelTradeNo is the channel's own number for the payment.
 	ChannelTradeNo string
 	AcceptedAt     time.Time
+	// RedirectURL, when set, is where the payer must go to authorise the
+	// payment at the channel (an online-banking login); the result still
+	// arrives by callback or Query.
+	RedirectURL string
 }
 
 // QueryRequest names a payment to look up: by the channel's number when it
@@ -129,4 +139,82 @@ type Channel interface {
 // malformed. A rejected callback must change nothing.
 type CallbackVerifier interface {
 	VerifyCallback(h http.Header, body []byte) (Result, error)
+}
+
+// ErrRefundDeclined marks a channel's definite refusal of a refund before
+// it accepted it (the payment is unknown to it, the amount exceeds what it
+// may refund): the refund did not and will not happen. Channels wrap it;
+// callers test with errors.Is. Any other error from Refund means the
+// outcome is unknown, and the refund must be queried.
+var ErrRefundDeclined = errors.New("channel: refund declined")
+
+// ErrUnknownRefund is returned by QueryRefund when the channel has no
+// record of the refund. Like ErrUnknownPayment it is not proof of failure;
+// a caller that holds the refund's money may submit it again (Refund is
+// idempotent on RefundID).
+var ErrUnknownRefund = errors.New("channel: no such refund at the channel")
+
+// RefundRequest asks a channel to give back (part of) a payment it took.
+// RefundID is paygate's number for the refund and what the channel knows
+// it by: a channel that sees the same RefundID twice must refund once.
+type RefundRequest struct {
+	RefundID string
+	// AttemptID and ChannelTradeNo name the payment refunded (paygate's
+	// attempt id and the channel's trade number).
+	AttemptID      string
+	ChannelTradeNo string
+	OrderID        string
+	Amount         int64 // minor units to refund, positive
+	Total          int64 // the payment's amount
+	Currency       paygate.Currency
+	Reason         string
+	// Scenario is for simulated channels only: how the sandbox wants the
+	// refund to end (channel/sim's refund outcomes). Real channels ignore it.
+	Scenario string
+}
+
+// RefundAccepted is a channel's synchronous acceptance of a refund. The
+// result comes later (QueryRefund).
+type RefundAccepted struct {
+	// ChannelRefundNo is the channel's own number for the refund.
+	ChannelRefundNo string
+	AcceptedAt      time.Time
+}
+
+// RefundQuery names a refund to look up: by paygate's refund id, and by
+// the channel's number when it is known.
+type RefundQuery struct {
+	RefundID        string
+	ChannelRefundNo string
+}
+
+// RefundResult is what a channel reports about a refund. A final Status
+// (Success: the money went back to the payer; Failed: it did not and will
+// not) is a fact the channel will not take back.
+type RefundResult struct {
+	Channel         string           `json:"channel"`
+	RefundID        string           `json:"refund_id"`
+	ChannelRefundNo string           `json:"channel_refund_no"`
+	Status          Status           `json:"status"`
+	Amount          int64            `json:"amount"`
+	Currency        paygate.Currency `json:"currency"`
+	// SucceededAt is when the channel returned the money (Success only).
+	SucceededAt time.Time `json:"succeeded_at,omitzero"`
+	// FailCode is the channel's reason for a failure, safe to show.
+	FailCode string `json:"fail_code,omitempty"`
+}
+
+// Refunder is implemented by channels that can give a payment back. Like
+// Pay, Refund answers synchronously whether the channel accepted the
+// refund (RefundAccepted), refused it (an error matching
+// ErrRefundDeclined) or — any other error — nobody knows; the result
+// arrives later and is learnt by QueryRefund. Both may be slow and are
+// never called inside a database transaction.
+type Refunder interface {
+	// Refund submits a refund; it is idempotent on req.RefundID.
+	Refund(ctx context.Context, req RefundRequest) (RefundAccepted, error)
+	// QueryRefund asks how a refund stands: a RefundResult whose Status is
+	// Processing while the channel does not know, or an error
+	// (ErrUnknownRefund when the channel has no record).
+	QueryRefund(ctx context.Context, q RefundQuery) (RefundResult, error)
 }

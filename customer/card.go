@@ -212,6 +212,14 @@ func (s *Service) Card(ctx context.Context, customerID, cardID string) (Card, er
 	return r.Card, err
 }
 
+// CardByID returns a card whoever's it is, for flows that identified the
+// card by other means first (quick pay: the number and holder details, then
+// a one-time code to the holder's phone). Errors: CodeNotFound.
+func (s *Service) CardByID(ctx context.Context, cardID string) (Card, error) {
+	r, err := s.store.Card(ctx, cardID)
+	return r.Card, err
+}
+
 // Cards lists the customer's cards, oldest first.
 func (s *Service) Cards(ctx context.Context, customerID string) ([]Card, error) {
 	rs, err := s.store.Cards(ctx, customerID)

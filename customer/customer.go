@@ -509,6 +509,22 @@ func (s *Service) Login(ctx context.Context, login, password string) (Customer, 
 	return r.public(), nil
 }
 
+// CustomerByPhone finds the customer registered with the mobile phone
+// number (a returning quick-pay payer names their phone and a bound card's
+// last four digits; the one-time code then goes to the card's phone).
+// Errors: CodeInvalidArgument (not a mainland mobile number), CodeNotFound.
+func (s *Service) CustomerByPhone(ctx context.Context, phone string) (Customer, error) {
+	p, err := ParsePhone(phone)
+	if err != nil {
+		return Customer{}, err
+	}
+	r, err := s.store.CustomerByLogin(ctx, p)
+	if err != nil {
+		return Customer{}, err
+	}
+	return r.public(), nil
+}
+
 // ChangePassword replaces the login password after checking the old one
 // (a counted attempt, as in Login). Errors: CodeInvalidArgument (the new
 // password breaks the rules), CodeUnauthenticated, CodeForbidden,

@@ -18,12 +18,19 @@ const (
 	MethodCardNumber    Method = "CARD_NUMBER"    // own-bank card number + payment password
 	MethodOnlineBanking Method = "ONLINE_BANKING" // the bank's online-banking login and confirmation
 	MethodBalance       Method = "BALANCE"        // the customer's account balance
+	// MethodTransfer is a customer's transfer from the balance account to
+	// another customer or a card (package transfer); like BALANCE it takes
+	// no card, and it counts in the customer's daily limit.
+	MethodTransfer Method = "TRANSFER"
 )
 
 // Valid reports whether m is a known method.
 func (m Method) Valid() bool {
-	return m == MethodQuickPay || m == MethodCardNumber || m == MethodOnlineBanking || m == MethodBalance
+	return m == MethodQuickPay || m == MethodCardNumber || m == MethodOnlineBanking || m == MethodBalance || m == MethodTransfer
 }
+
+// cardless reports whether m pays from the balance account, without a card.
+func (m Method) cardless() bool { return m == MethodBalance || m == MethodTransfer }
 
 // Cap is a pair of limits in minor units: the most one payment may be
 // (Single) and the most a business day's payments may add up to (Daily).
@@ -56,8 +63,8 @@ type Limits struct {
 // DefaultLimits returns the default limits (CNY): 1,000 a day below two
 // factors, 5,000 with two or more, 50,000 with a certificate; card-number
 // pay 500 a payment and 1,000 a day, below quick pay (5,000 and 5,000) and
-// online banking (50,000 and 50,000); own cards 50,000/50,000, other banks'
-// cards 5,000/5,000.
+// online banking (50,000 and 50,000); transfers 50,000 and 50,000; own
+// cards 50,000/50,000, other banks' cards 5,000/5,000.
 func DefaultLimits() Limits {
 	return Limits{
 		Currency: "CNY",
@@ -67,6 +74,7 @@ func DefaultLimits() Limits {
 			MethodQuickPay:      {Single: 500_000, Daily: 500_000},
 			MethodOnlineBanking: {Single: 5_000_000, Daily: 5_000_000},
 			MethodBalance:       {},
+			MethodTransfer:      {Single: 5_000_000, Daily: 5_000_000},
 		},
 		OwnCard:   Cap{Single: 5_000_000, Daily: 5_000_000},
 		OtherCard: Cap{Single: 500_000, Daily: 500_000},
@@ -225,7 +233,8 @@ func orMax(v int64) int64 {
 }
 
 // Reserve checks a payment of amount (minor units of the limits' currency)
-// by the customer with method and card (cardID "" for BALANCE) against
+// by the customer with method and card (cardID "" for BALANCE and
+// TRANSFER) against
 // every limit, and records it in that business day's usage inside the
 // caller's transaction tx, so the usage commits or rolls back with the
 // payment. Limits are the one place they are enforced: exactly at a limit
@@ -249,8 +258,8 @@ func (s *Service) Reserve(ctx context.Context, tx Tx, customerID, cardID string,
 	if _, err := paygate.ParseDate(string(day)); err != nil {
 		return Reservation{}, err
 	}
-	if (method == MethodBalance) != (cardID == "") {
-		return Reservation{}, paygate.EField(paygate.CodeInvalidArgument, "card_id", "a card is needed for every method but BALANCE")
+	if method.cardless() != (cardID == "") {
+		return Reservation{}, paygate.EField(paygate.CodeInvalidArgument, "card_id", "a card is needed for every method but BALANCE and TRANSFER")
 	}
 	cust, err := tx.CustomerInTx(ctx, customerID)
 	if err != nil {

@@ -45,6 +45,7 @@ var SandboxCustomers = []SeedCustomer{
 			{Number: "6288880000000039", Kind: KindDebit, Balance: 5_000_000, Frozen: true, Note: "declines (frozen)"},
 			{Number: "6288880000000047", Kind: KindCorporate, Balance: 10_000_000, Note: "corporate card"},
 			{Number: "6299990000000066", Kind: KindOtherBank, Bank: "SANDBOX INTERBANK", Bound: true, Note: "another bank's card"},
+			{Number: SandboxDeclinedCard, Kind: KindOtherBank, Bank: "SANDBOX INTERBANK", Note: "another bank's card its bank declines"},
 		},
 	},
 	{
@@ -58,6 +59,22 @@ var SandboxCustomers = []SeedCustomer{
 		Phone: "13800000003", Password: "Sandbox2026!",
 		Balance: 50_000,
 	},
+}
+
+// SandboxDeclinedCard is the sandbox's other-bank test card whose bank
+// declines every payment (SandboxInterbankOutcome).
+const SandboxDeclinedCard = "6299990000000074"
+
+// SandboxInterbankOutcome is the outcome the sandbox's simulated interbank
+// switch gives a payment with card c (a channel/sim outcome): "fail" for
+// SandboxDeclinedCard, "" (success) for every other card. Real channels
+// ignore it.
+func SandboxInterbankOutcome(c Card) string {
+	d := SandboxDeclinedCard
+	if c.Number.First6() == d[:6] && c.Number.Last4() == d[len(d)-4:] {
+		return "fail"
+	}
+	return ""
 }
 
 // SeedResult names what Seed created or found for one test customer.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"paygate"
+	"paygate/channel"
 )
 
 // Payment methods the hosted checkout offers, as named in an order's
@@ -47,6 +48,10 @@ type CheckoutOrder struct {
 	// MerchantCanTransact is false when the merchant is suspended or
 	// closed: the order cannot be paid.
 	MerchantCanTransact bool
+	// InProgress names the checkout method of a card payment in flight
+	// (sent to another bank, awaiting its result): the page says so and
+	// offers no second payment. "" when none.
+	InProgress string
 	// CheckoutURL is the page itself (Config.CheckoutBaseURL + id), the
 	// payload of the QR code that opens it on a phone; "" when no base URL
 	// is configured.
@@ -88,6 +93,17 @@ func (s *Service) CheckoutView(ctx context.Context, orderID string) (CheckoutOrd
 	}
 	if s.cfg.CheckoutBaseURL != "" {
 		c.CheckoutURL = s.cfg.CheckoutBaseURL + o.ID
+	}
+	if o.Status.Open() {
+		as, err := s.store.OrderAttempts(ctx, o.ID)
+		if err != nil {
+			return CheckoutOrder{}, err
+		}
+		for _, a := range as {
+			if a.Status == channel.StatusProcessing && a.Payer.Method != "" && a.Payer.Method != AwaitingPayer {
+				c.InProgress = a.Payer.Method
+			}
+		}
 	}
 	return c, nil
 }

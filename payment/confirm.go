@@ -81,11 +81,12 @@ func (s *Service) SandboxPay(ctx context.Context, merchantID, orderID, outcome s
 	if !ok {
 		return Attempt{}, paygate.E(paygate.CodeUnavailable, "the sandbox channel is not configured")
 	}
-	return s.pay(ctx, m, orderID, ch, outcome)
+	return s.pay(ctx, m, orderID, ch, outcome, Payer{}, nil)
 }
 
-// pay starts an attempt on the order and submits it to ch.
-func (s *Service) pay(ctx context.Context, m paygate.Merchant, orderID string, ch channel.Channel, scenario string) (Attempt, error) {
+// pay starts an attempt on the order and submits it to ch; authorize (when
+// set) runs in the attempt's transaction.
+func (s *Service) pay(ctx context.Context, m paygate.Merchant, orderID string, ch channel.Channel, scenario string, p Payer, authorize Authorize) (Attempt, error) {
 	var a Attempt
 	var o Order
 	err := s.store.InTx(ctx, func(tx Tx) error {
@@ -97,26 +98,31 @@ func (s *Service) pay(ctx context.Context, m paygate.Merchant, orderID string, c
 		if o.MerchantID != m.ID {
 			return paygate.E(paygate.CodeNotFound, "order not found")
 		}
-		if _, refused := next(o.Status, TriggerPay); refused {
-			return paygate.E(paygate.CodeConflict, "an order in status %s cannot be paid", o.Status)
+		if err := s.startable(ctx, tx, o, p); err != nil {
+			return err
+		}
+		var day paygate.Date
+		if authorize != nil {
+			if day, err = authorize(ctx, tx, o); err != nil {
+				return err
+			}
 		}
 		now := s.now()
-		if !now.Before(o.TimeExpire) {
-			return paygate.E(paygate.CodeConflict, "the order has expired")
-		}
 		a = Attempt{ID: paygate.NewID(PrefixAttempt), OrderID: o.ID, MerchantID: o.MerchantID, Channel: ch.Name(),
 			Amount: o.Amount.Total, Currency: o.Amount.Currency, Status: channel.StatusProcessing,
-			CreatedAt: now, UpdatedAt: now, NextQueryAt: now.Add(s.cfg.QueryBackoff[0])}
+			CreatedAt: now, UpdatedAt: now, NextQueryAt: now.Add(s.cfg.QueryBackoff[0]), Payer: p, LimitDay: day}
 		return tx.InsertAttempt(ctx, a)
 	})
 	if err != nil {
 		return Attempt{}, err
 	}
 	acc, err := ch.Pay(ctx, channel.PayRequest{AttemptID: a.ID, OrderID: o.ID, MerchantID: o.MerchantID, Amount: a.Amount,
-		Currency: a.Currency, Description: o.Description, ExpiresAt: o.TimeExpire, Scenario: scenario})
+		Currency: a.Currency, Description: o.Description, ExpiresAt: o.TimeExpire, ReturnURL: o.ReturnURL, Scenario: scenario})
 	switch {
 	case err == nil:
-		return s.accepted(ctx, a, acc.ChannelTradeNo)
+		at, err := s.accepted(ctx, a, acc.ChannelTradeNo)
+		at.RedirectURL = acc.RedirectURL
+		return at, err
 	case errors.Is(err, channel.ErrDeclined):
 		s.log.Info("payment: channel declined the payment", "attempt_id", a.ID, "order_id", o.ID, "channel", a.Channel, "error", err)
 		if _, err := s.Confirm(ctx, channel.Result{Channel: a.Channel, AttemptID: a.ID, OrderID: a.OrderID, Status: channel.StatusFailed,
@@ -304,6 +310,9 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 			if err := tx.UpdateAttempt(ctx, at); err != nil {
 				return err
 			}
+			if err := s.releaseFailed(ctx, tx, at); err != nil {
+				return err
+			}
 			if to, _ := next(o.Status, TriggerFailed); to != o.Status {
 				o.Status, o.UpdateTime = to, now
 				if err := tx.UpdateOrder(ctx, o); err != nil {
@@ -324,7 +333,7 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 			}
 		}
 		if to, _ := next(o.Status, TriggerPaid); to == StatusSuccess && o.Status.Open() {
-			out, err = s.paid(ctx, tx, m, o, at, paidAt, now)
+			out, err = s.paid(ctx, tx, m, o, at, paidAt, now, fromAccount(at))
 			return err
 		}
 		out, err = s.hold(ctx, tx, o, at)
@@ -347,6 +356,7 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 		s.log.Error("payment: channel reported success for a payment it had failed; booked", "alert", AlertContradiction,
 			"channel", r.Channel, "attempt_id", r.AttemptID, "order_id", a.OrderID)
 	}
+	s.kick()
 	if held != nil {
 		s.log.Warn("payment: payment held for review in suspense", "alert", AlertHeldForReview, "review", string(held.Review),
 			"attempt_id", held.ID, "order_id", held.OrderID, "mchid", held.MerchantID, "amount", held.Amount, "currency", string(held.Currency))
@@ -355,7 +365,9 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 }
 
 // paid books a successful payment to its open order.
-func (s *Service) paid(ctx context.Context, tx Tx, m paygate.Merchant, o Order, at Attempt, paidAt, now time.Time) (Order, error) {
+// from is the ledger account the money comes from: the channel's clearing
+// account, or the payer's own account for ChannelOnUs.
+func (s *Service) paid(ctx context.Context, tx Tx, m paygate.Merchant, o Order, at Attempt, paidAt, now time.Time, from string) (Order, error) {
 	fee := m.Fee(at.Amount)
 	o.Status, o.SuccessTime, o.Amount.PayerTotal, o.Fee = StatusSuccess, paidAt, at.Amount, fee
 	o.TransactionID, o.Channel, o.ChannelTradeNo, o.UpdateTime = at.ID, at.Channel, at.ChannelTradeNo, now
@@ -367,7 +379,7 @@ func (s *Service) paid(ctx context.Context, tx Tx, m paygate.Merchant, o Order, 
 	}
 	cur := at.Currency
 	pending := ledger.MerchantPending(o.MerchantID, cur).ID
-	journal := []ledger.Transfer{{ID: "pay_" + o.ID, DebitAccountID: ledger.ChannelClearing(at.Channel, cur).ID, CreditAccountID: pending,
+	journal := []ledger.Transfer{{ID: "pay_" + o.ID, DebitAccountID: from, CreditAccountID: pending,
 		Amount: at.Amount, Currency: cur, Code: TransferPayment, Ref: at.ID}}
 	if fee > 0 {
 		journal = append(journal, ledger.Transfer{ID: "fee_" + o.ID, DebitAccountID: pending, CreditAccountID: ledger.PlatformFeeFor(cur, o.Sandbox).ID,

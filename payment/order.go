@@ -29,11 +29,13 @@ const (
 	// StatusPayError: the last payment attempt failed; another may be
 	// attempted until the order expires.
 	StatusPayError Status = "PAYERROR"
-	// StatusSuccess: paid exactly once; final (refunds come later).
+	// StatusSuccess: paid exactly once; may be refunded (then REFUND).
 	StatusSuccess Status = "SUCCESS"
 	// StatusClosed: closed by the merchant or by expiry; final.
 	StatusClosed Status = "CLOSED"
-	// StatusRefund is reserved for refunds (a later issue); no order has it yet.
+	// StatusRefund: paid, and at least one refund was requested (whatever
+	// became of it); more refunds may follow while the amount refunded or
+	// in progress is below the amount paid. Like WeChat Pay's "REFUND".
 	StatusRefund Status = "REFUND"
 )
 
@@ -80,9 +82,12 @@ const (
 
 // Ledger transfer codes of the journals this package writes.
 const (
-	TransferPayment  = 1 // channel clearing → merchant pending, the order's total
-	TransferFee      = 2 // merchant pending → platform fee income
-	TransferSuspense = 3 // channel clearing → suspense, a payment held for review
+	TransferPayment   = 1 // channel clearing → merchant pending, the order's total
+	TransferFee       = 2 // merchant pending → platform fee income
+	TransferSuspense  = 3 // channel clearing → suspense, a payment held for review
+	TransferRefund    = 4 // merchant pending or settled → the payment's source (on us), or its hold → channel clearing
+	TransferRefundFee = 5 // platform fee → merchant pending: the fee share of a refund before settlement (and its reversal)
+	TransferSettle    = 6 // merchant pending → merchant settled: an order's net proceeds at settlement
 )
 
 // PrefixAttempt starts payment attempt ids ("pay_" + UUIDv7). An attempt id
@@ -129,6 +134,11 @@ type Order struct {
 	Fee         int64     `json:"-"` // platform fee booked when paid
 	RequestHash string    `json:"-"` // fingerprint of the create request, for idempotency
 	UpdateTime  time.Time `json:"-"`
+	// SettleTime is when settlement moved the order's net proceeds from
+	// the merchant's pending account to its settled balance (MarkSettled);
+	// zero while unsettled. Refunds of a settled order are paid from the
+	// settled balance.
+	SettleTime time.Time `json:"-"`
 }
 
 // Attempt is one try at paying an order through a channel. Its Status is
@@ -152,6 +162,15 @@ type Attempt struct {
 	// zero once the attempt is final.
 	QueryCount  int       `json:"-"`
 	NextQueryAt time.Time `json:"-"`
+	// Payer is who paid at the hosted checkout, and how (zero for payments
+	// through the open API's sandbox endpoint).
+	Payer Payer `json:"payer,omitzero"`
+	// LimitDay is the business day whose limit usage the attempt reserved
+	// ("" when it reserved none); a FAILED attempt gives it back.
+	LimitDay paygate.Date `json:"-"`
+	// RedirectURL is where the payer goes to authorise the payment at the
+	// channel (online banking), when the channel said so; not stored.
+	RedirectURL string `json:"-"`
 }
 
 // CreateRequest is the body of "create an order". Amount.PayerTotal is

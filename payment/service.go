@@ -72,6 +72,18 @@ type Config struct {
 	// never accepted (no channel trade number) and still has no record of
 	// is declared FAILED (fail code NOT_AT_CHANNEL). Default 24h.
 	GiveUpUnknown time.Duration
+	// RefundQueryBackoff spaces ReconcileRefunds' looks at a PROCESSING
+	// refund (a channel's answer, or funds for a refund waiting for them):
+	// the n-th look waits RefundQueryBackoff[n] (the last entry repeats).
+	// Default 5s, 30s, 1m, 2m, 5m, 10m, 30m, 1h.
+	RefundQueryBackoff []time.Duration
+	// AttemptFailed gives back the limit usage of a checkout payment that
+	// failed (the checkout sets it); nil does nothing.
+	AttemptFailed AttemptFailed
+	// Kick, when set, is called after a transaction that queued a merchant
+	// notification commits (the notification worker's Kick), so it leaves
+	// at once instead of at the worker's next tick.
+	Kick func()
 }
 
 // Service is the orders use case. It is safe for concurrent use, and
@@ -108,6 +120,10 @@ func New(cfg Config) (*Service, error) {
 	if len(cfg.QueryBackoff) == 0 {
 		cfg.QueryBackoff = []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute, time.Hour}
 	}
+	if len(cfg.RefundQueryBackoff) == 0 {
+		cfg.RefundQueryBackoff = []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute,
+			10 * time.Minute, 30 * time.Minute, time.Hour}
+	}
 	if cfg.GiveUpUnknown == 0 {
 		cfg.GiveUpUnknown = 24 * time.Hour
 	}
@@ -132,6 +148,14 @@ func New(cfg Config) (*Service, error) {
 }
 
 func (s *Service) now() time.Time { return s.clock.Now().UTC().Truncate(time.Microsecond) }
+
+// kick wakes the notification worker after a commit that queued a
+// notification.
+func (s *Service) kick() {
+	if s.cfg.Kick != nil {
+		s.cfg.Kick()
+	}
+}
 
 // merchant returns a merchant that may transact. Errors: the Merchants
 // error (CodeNotFound), CodeForbidden when the merchant may not transact.
@@ -505,6 +529,7 @@ func (s *Service) Close(ctx context.Context, merchantID, orderID string) (Order,
 	if err != nil {
 		return Order{}, err
 	}
+	s.kick()
 	return s.view(out), nil
 }
 
@@ -560,6 +585,9 @@ func (s *Service) CloseExpired(ctx context.Context, limit int) (int, error) {
 	})
 	if err != nil {
 		return 0, err
+	}
+	if n > 0 {
+		s.kick()
 	}
 	return n, nil
 }

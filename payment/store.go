@@ -45,6 +45,29 @@ type Tx interface {
 	// query is due at or before now, earliest first, skipping rows other
 	// transactions hold (PostgreSQL).
 	LockAttemptsToQuery(ctx context.Context, now time.Time, limit int) ([]Attempt, error)
+	// ProcessingAttempts returns the order's PROCESSING attempts, oldest
+	// first; the caller holds the order's lock.
+	ProcessingAttempts(ctx context.Context, orderID string) ([]Attempt, error)
+
+	// InsertRefund inserts r unless the merchant already has a refund with
+	// its out_refund_no, and reports whether it inserted.
+	InsertRefund(ctx context.Context, r Refund) (bool, error)
+	// RefundByOutRefundNoInTx returns the merchant's refund with that number.
+	RefundByOutRefundNoInTx(ctx context.Context, merchantID, outRefundNo string) (Refund, error)
+	// LockRefund returns the refund with the id, locking its row; callers
+	// lock its order first.
+	LockRefund(ctx context.Context, id string) (Refund, error)
+	// UpdateRefund stores r's mutable fields (status, channel refund
+	// number, fail code, awaiting funds, query schedule, success and close
+	// times, update time).
+	UpdateRefund(ctx context.Context, r Refund) error
+	// OrderRefundsInTx returns the order's refunds, oldest first; the
+	// caller holds the order's lock.
+	OrderRefundsInTx(ctx context.Context, orderID string) ([]Refund, error)
+	// LockRefundsToQuery locks up to limit PROCESSING refunds whose next
+	// look is due at or before now, earliest first, skipping rows other
+	// transactions hold (PostgreSQL).
+	LockRefundsToQuery(ctx context.Context, now time.Time, limit int) ([]Refund, error)
 }
 
 // Store is the payment use cases' persistence: transactions plus reads that
@@ -75,6 +98,20 @@ type Store interface {
 	// AttemptsInReview returns up to limit successful attempts held for
 	// review (Review set) with id > afterID, oldest first.
 	AttemptsInReview(ctx context.Context, afterID string, limit int) ([]Attempt, error)
+
+	// Refund returns the merchant's refund with the id (CodeNotFound when
+	// it does not exist or is another merchant's).
+	Refund(ctx context.Context, merchantID, id string) (Refund, error)
+	// RefundByOutRefundNo returns the merchant's refund with that number.
+	RefundByOutRefundNo(ctx context.Context, merchantID, outRefundNo string) (Refund, error)
+	// RefundByID returns the refund with the id, whoever's it is.
+	RefundByID(ctx context.Context, id string) (Refund, error)
+	// OrderRefunds returns an order's refunds, oldest first.
+	OrderRefunds(ctx context.Context, orderID string) ([]Refund, error)
+	// SetRefundChannelNo records the channel's number of a PROCESSING
+	// refund that has none yet, in one statement, and reports whether it
+	// did.
+	SetRefundChannelNo(ctx context.Context, id, channelRefundNo string, now time.Time) (bool, error)
 }
 
 // Merchants supplies merchant data; the merchant package implements it.

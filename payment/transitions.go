@@ -16,13 +16,15 @@ const (
 	// TriggerExpire: time_expire passed (CloseExpired, or a payment
 	// confirmed as made at or after time_expire).
 	TriggerExpire Trigger = "expire"
+	// TriggerRefund: the merchant requested a refund (Service.Refund).
+	TriggerRefund Trigger = "refund"
 )
 
 // Triggers lists every trigger.
-var Triggers = []Trigger{TriggerPay, TriggerPaid, TriggerFailed, TriggerClose, TriggerExpire}
+var Triggers = []Trigger{TriggerPay, TriggerPaid, TriggerFailed, TriggerClose, TriggerExpire, TriggerRefund}
 
-// Statuses lists the statuses orders can have today (REFUND is reserved).
-var Statuses = []Status{StatusNotPay, StatusPayError, StatusSuccess, StatusClosed}
+// Statuses lists every order status.
+var Statuses = []Status{StatusNotPay, StatusPayError, StatusSuccess, StatusClosed, StatusRefund}
 
 // Transition is one row of the order state machine: in status From,
 // trigger On leads to status To, or is refused with CodeConflict when
@@ -43,24 +45,35 @@ var transitions = []Transition{
 	{StatusNotPay, TriggerFailed, StatusPayError, false},
 	{StatusNotPay, TriggerClose, StatusClosed, false},
 	{StatusNotPay, TriggerExpire, StatusClosed, false},
+	{StatusNotPay, TriggerRefund, StatusNotPay, true},
 
 	{StatusPayError, TriggerPay, StatusPayError, false},
 	{StatusPayError, TriggerPaid, StatusSuccess, false},
 	{StatusPayError, TriggerFailed, StatusPayError, false},
 	{StatusPayError, TriggerClose, StatusClosed, false},
 	{StatusPayError, TriggerExpire, StatusClosed, false},
+	{StatusPayError, TriggerRefund, StatusPayError, true},
 
 	{StatusSuccess, TriggerPay, StatusSuccess, true},
 	{StatusSuccess, TriggerPaid, StatusSuccess, false}, // a second payment: held for review
 	{StatusSuccess, TriggerFailed, StatusSuccess, false},
 	{StatusSuccess, TriggerClose, StatusSuccess, true},
 	{StatusSuccess, TriggerExpire, StatusSuccess, false},
+	{StatusSuccess, TriggerRefund, StatusRefund, false},
 
 	{StatusClosed, TriggerPay, StatusClosed, true},
 	{StatusClosed, TriggerPaid, StatusClosed, false}, // a late payment: held for review
 	{StatusClosed, TriggerFailed, StatusClosed, false},
 	{StatusClosed, TriggerClose, StatusClosed, false}, // idempotent
 	{StatusClosed, TriggerExpire, StatusClosed, false},
+	{StatusClosed, TriggerRefund, StatusClosed, true},
+
+	{StatusRefund, TriggerPay, StatusRefund, true},
+	{StatusRefund, TriggerPaid, StatusRefund, false}, // a second payment: held for review
+	{StatusRefund, TriggerFailed, StatusRefund, false},
+	{StatusRefund, TriggerClose, StatusRefund, true},
+	{StatusRefund, TriggerExpire, StatusRefund, false},
+	{StatusRefund, TriggerRefund, StatusRefund, false}, // another refund, within the amount paid
 }
 
 // Transitions returns the order state machine, one row per (status,

@@ -79,6 +79,10 @@ func TestStateMachine(t *testing.T) {
 			case payment.StatusClosed:
 				_, err := f.svc.Close(f.ctx, mchA, o.ID)
 				require.NoError(t, err)
+			case payment.StatusRefund:
+				f.pay(t, mchA, o.ID, "success")
+				f.settle(2 * time.Second)
+				f.refund(t, mchA, refundReq(f.get(t, mchA, o.ID), no+"_r1", 5_000))
 			}
 			o = f.get(t, mchA, o.ID)
 			require.Equal(t, tr.From, o.Status, name)
@@ -99,6 +103,8 @@ func TestStateMachine(t *testing.T) {
 			case payment.TriggerExpire:
 				f.clock.Set(o.TimeExpire)
 				_, err = f.svc.CloseExpired(f.ctx, 1000)
+			case payment.TriggerRefund:
+				_, _, err = f.svc.Refund(f.ctx, mchA, refundReq(o, no+"_r2", 5_000))
 			}
 			got := f.get(t, mchA, o.ID)
 			require.Equal(t, tr.To, got.Status, name)
@@ -119,7 +125,7 @@ func TestStateMachine(t *testing.T) {
 				require.Equal(t, x.ID, got.TransactionID, name)
 				require.Len(t, f.transfers(t, "pay_"+o.ID), 1, name)
 				require.Empty(t, susp, name)
-			case tr.On == payment.TriggerPaid && tr.From == payment.StatusSuccess:
+			case tr.On == payment.TriggerPaid && (tr.From == payment.StatusSuccess || tr.From == payment.StatusRefund):
 				require.Equal(t, []string{payment.EventDuplicatePayment}, newEvents, name)
 				require.Equal(t, payment.ReviewAlreadyPaid, xa.Review, name)
 				require.Len(t, susp, 1, name)
@@ -141,6 +147,11 @@ func TestStateMachine(t *testing.T) {
 				}
 				require.Equal(t, want, got.CloseReason, name)
 				require.Equal(t, f.clock.Now(), got.CloseTime, name)
+			case tr.On == payment.TriggerRefund:
+				require.Empty(t, newEvents, "%s: refunds notify with their own resource", name)
+				rs, err := f.svc.OrderRefunds(f.ctx, mchA, o.ID)
+				require.NoError(t, err)
+				require.Equal(t, "_r2", rs.Refunds[0].OutRefundNo[len(no):], name)
 			default:
 				require.Empty(t, newEvents, "%s: no change, no notification", name)
 			}
@@ -150,6 +161,9 @@ func TestStateMachine(t *testing.T) {
 			f.clock.Set(t0)
 		}
 		f.ledgerOK(t)
-		require.Zero(t, f.balance(t, ledger.MerchantPending(mchA, "CNY"))%(10_000-60), "the merchant got whole payments less fees only")
+		paid := f.count(t, `SELECT COUNT(*) FROM payment_orders WHERE status IN ('SUCCESS', 'REFUND')`)
+		feeBack := f.count(t, `SELECT COALESCE(SUM(fee_refund), 0) FROM payment_refunds`)
+		require.Equal(t, int64(paid*(10_000-60)+feeBack), f.balance(t, ledger.MerchantPending(mchA, "CNY")),
+			"the merchant got whole payments less fees, plus the fee shares of refunds (their money still held)")
 	})
 }

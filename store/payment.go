@@ -30,7 +30,7 @@ func (s paymentStore) InTx(ctx context.Context, fn func(payment.Tx) error) error
 
 const orderCols = `id, merchant_id, out_trade_no, description, amount, currency, status, notify_url, return_url, attach,
 	metadata, payment_methods, time_expire, sandbox, request_hash, payer_total, fee, transaction_id, channel,
-	channel_trade_no, success_time, close_time, close_reason, created_at, updated_at`
+	channel_trade_no, success_time, close_time, close_reason, created_at, updated_at, settled_at`
 
 type scanner interface{ Scan(...any) error }
 
@@ -39,20 +39,21 @@ type orderRow struct {
 	o                                         payment.Order
 	cur, status, md, methods                  string
 	expire, success, closed, created, updated int64
+	settled                                   int64
 }
 
 func (r *orderRow) dest() []any {
 	o := &r.o
 	return []any{&o.ID, &o.MerchantID, &o.OutTradeNo, &o.Description, &o.Amount.Total, &r.cur, &r.status, &o.NotifyURL,
 		&o.ReturnURL, &o.Attach, &r.md, &r.methods, &r.expire, &o.Sandbox, &o.RequestHash, &o.Amount.PayerTotal, &o.Fee,
-		&o.TransactionID, &o.Channel, &o.ChannelTradeNo, &r.success, &r.closed, &o.CloseReason, &r.created, &r.updated}
+		&o.TransactionID, &o.Channel, &o.ChannelTradeNo, &r.success, &r.closed, &o.CloseReason, &r.created, &r.updated, &r.settled}
 }
 
 func (r *orderRow) order() (payment.Order, error) {
 	o := r.o
 	o.Amount.Currency, o.Status = paygate.Currency(r.cur), payment.Status(r.status)
 	o.TimeExpire, o.SuccessTime, o.CloseTime = fromMicros(r.expire), fromMicros(r.success), fromMicros(r.closed)
-	o.CreateTime, o.UpdateTime = fromMicros(r.created), fromMicros(r.updated)
+	o.CreateTime, o.UpdateTime, o.SettleTime = fromMicros(r.created), fromMicros(r.updated), fromMicros(r.settled)
 	if r.md != "" {
 		if err := json.Unmarshal([]byte(r.md), &o.Metadata); err != nil {
 			return o, err
@@ -138,12 +139,12 @@ func (tx *Tx) InsertOrder(ctx context.Context, o payment.Order) (bool, error) {
 	if err != nil {
 		return false, paygate.Internal(err)
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO payment_orders (`+orderCols+`) VALUES (`+placeholders(1, 25)+`)
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO payment_orders (`+orderCols+`) VALUES (`+placeholders(1, 26)+`)
 		ON CONFLICT (merchant_id, out_trade_no) DO NOTHING`,
 		o.ID, o.MerchantID, o.OutTradeNo, o.Description, o.Amount.Total, string(o.Amount.Currency), string(o.Status), o.NotifyURL,
 		o.ReturnURL, o.Attach, md, methods, micros(o.TimeExpire), o.Sandbox, o.RequestHash, o.Amount.PayerTotal, o.Fee,
 		o.TransactionID, o.Channel, o.ChannelTradeNo, micros(o.SuccessTime), micros(o.CloseTime), o.CloseReason,
-		micros(o.CreateTime), micros(o.UpdateTime))
+		micros(o.CreateTime), micros(o.UpdateTime), micros(o.SettleTime))
 	if err != nil {
 		return false, wrapDB(err)
 	}
@@ -166,9 +167,10 @@ func (tx *Tx) LockOrder(ctx context.Context, id string) (payment.Order, error) {
 // UpdateOrder implements payment.Tx.
 func (tx *Tx) UpdateOrder(ctx context.Context, o payment.Order) error {
 	res, err := tx.tx.ExecContext(ctx, `UPDATE payment_orders SET status = $1, payer_total = $2, fee = $3, transaction_id = $4,
-		channel = $5, channel_trade_no = $6, success_time = $7, close_time = $8, close_reason = $9, updated_at = $10 WHERE id = $11`,
+		channel = $5, channel_trade_no = $6, success_time = $7, close_time = $8, close_reason = $9, updated_at = $10, settled_at = $11
+		WHERE id = $12`,
 		string(o.Status), o.Amount.PayerTotal, o.Fee, o.TransactionID, o.Channel, o.ChannelTradeNo, micros(o.SuccessTime),
-		micros(o.CloseTime), o.CloseReason, micros(o.UpdateTime), o.ID)
+		micros(o.CloseTime), o.CloseReason, micros(o.UpdateTime), micros(o.SettleTime), o.ID)
 	return affectedOne(res, err, orderNotFound)
 }
 
@@ -237,7 +239,7 @@ func (s paymentStore) Orders(ctx context.Context, q payment.ListQuery) ([]paymen
 }
 
 const attemptCols = `id, order_id, merchant_id, channel, channel_trade_no, amount, currency, status, fail_code, review,
-	paid_at, query_count, next_query_at, created_at, updated_at`
+	paid_at, query_count, next_query_at, created_at, updated_at, method, customer_id, card_id, limit_day`
 
 // attemptRow holds one scanned payment_attempts row before conversion.
 type attemptRow struct {
@@ -245,19 +247,21 @@ type attemptRow struct {
 	trade                  sql.NullString
 	next                   sql.NullInt64
 	cur, status, review    string
+	day                    string
 	paid, created, updated int64
 }
 
 func (r *attemptRow) dest() []any {
 	a := &r.a
 	return []any{&a.ID, &a.OrderID, &a.MerchantID, &a.Channel, &r.trade, &a.Amount, &r.cur, &r.status, &a.FailCode, &r.review,
-		&r.paid, &a.QueryCount, &r.next, &r.created, &r.updated}
+		&r.paid, &a.QueryCount, &r.next, &r.created, &r.updated, &a.Payer.Method, &a.Payer.CustomerID, &a.Payer.CardID, &r.day}
 }
 
 func (r *attemptRow) attempt() payment.Attempt {
 	a := r.a
 	a.ChannelTradeNo, a.Currency, a.Status, a.Review = r.trade.String, paygate.Currency(r.cur), channel.Status(r.status), payment.Review(r.review)
 	a.PaidAt, a.NextQueryAt, a.CreatedAt, a.UpdatedAt = fromMicros(r.paid), fromMicros(r.next.Int64), fromMicros(r.created), fromMicros(r.updated)
+	a.LimitDay = paygate.Date(r.day)
 	return a
 }
 
@@ -271,9 +275,10 @@ func scanAttempt(sc scanner) (payment.Attempt, error) {
 
 // InsertAttempt implements payment.Tx.
 func (tx *Tx) InsertAttempt(ctx context.Context, a payment.Attempt) error {
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO payment_attempts (`+attemptCols+`) VALUES (`+placeholders(1, 15)+`)`,
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO payment_attempts (`+attemptCols+`) VALUES (`+placeholders(1, 19)+`)`,
 		a.ID, a.OrderID, a.MerchantID, a.Channel, nullString(a.ChannelTradeNo), a.Amount, string(a.Currency), string(a.Status),
-		a.FailCode, string(a.Review), micros(a.PaidAt), a.QueryCount, nullMicros(a.NextQueryAt), micros(a.CreatedAt), micros(a.UpdatedAt))
+		a.FailCode, string(a.Review), micros(a.PaidAt), a.QueryCount, nullMicros(a.NextQueryAt), micros(a.CreatedAt), micros(a.UpdatedAt),
+		a.Payer.Method, a.Payer.CustomerID, a.Payer.CardID, string(a.LimitDay))
 	return wrapDB(err)
 }
 
@@ -321,9 +326,17 @@ func (tx *Tx) LockAttemptsToQuery(ctx context.Context, now time.Time, limit int)
 		WHERE status = 'PROCESSING' AND next_query_at <= $1 ORDER BY next_query_at, id LIMIT $2`+tx.db.skipLocked, micros(now), limit)
 }
 
-// SetAttemptTradeNo implements payment.Store.
+// ProcessingAttempts implements payment.Tx.
+func (tx *Tx) ProcessingAttempts(ctx context.Context, orderID string) ([]payment.Attempt, error) {
+	return queryMany(ctx, tx.tx, scanAttempt, `SELECT `+attemptCols+` FROM payment_attempts
+		WHERE order_id = $1 AND status = 'PROCESSING' ORDER BY id`, orderID)
+}
+
+// SetAttemptTradeNo implements payment.Store in one autocommitted
+// statement, queued on SQLite for the writer slot like every write
+// transaction.
 func (s paymentStore) SetAttemptTradeNo(ctx context.Context, id, tradeNo string, now time.Time) (bool, error) {
-	res, err := s.db.SQL.ExecContext(ctx, `UPDATE payment_attempts SET channel_trade_no = $1, updated_at = $2
+	res, err := s.db.execWrite(ctx, `UPDATE payment_attempts SET channel_trade_no = $1, updated_at = $2
 		WHERE id = $3 AND channel_trade_no IS NULL AND status = 'PROCESSING'`, tradeNo, micros(now), id)
 	if err != nil {
 		return false, wrapDB(err)

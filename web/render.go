@@ -14,7 +14,7 @@ import (
 )
 
 // assetVersion busts caches of the static files when they change.
-const assetVersion = "1-htmx2.0.11"
+const assetVersion = "2-htmx2.0.11"
 
 // pages are the parsed templates, one set per page, each with the shared
 // layout and partials.
@@ -29,9 +29,12 @@ func parsePages() (*pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := template.New("layout.html").Funcs(template.FuncMap{"asset": func(name string) string {
-		return "/static/" + name + "?v=" + assetVersion
-	}})
+	base := template.New("layout.html").Funcs(template.FuncMap{
+		"asset": func(name string) string { return "/static/" + name + "?v=" + assetVersion },
+		// methodForm pairs the page's data with one method, for the
+		// method-form template.
+		"methodForm": func(v checkoutView, name string) methodFormData { return methodFormData{View: v, Name: name} },
+	})
 	shared := []string{"templates/layout.html"}
 	var names []string
 	for _, e := range entries {
@@ -96,6 +99,7 @@ const (
 	StateClosed      State = "closed"      // closed by the merchant
 	StateExpired     State = "expired"     // time_expire passed
 	StateUnavailable State = "unavailable" // the merchant cannot take payments
+	StateProcessing  State = "processing"  // another bank is processing a card payment
 )
 
 // checkoutView is the data of the checkout page and its status fragment.
@@ -115,7 +119,43 @@ type checkoutView struct {
 	Fragment     bool   // rendering the polled fragment (out-of-band swaps)
 	StatusTitle  string
 	StatusDetail string
+	// Active is the method whose form is open (after a POST, or ?method=);
+	// Message is its refusal, for the payer.
+	Active  string
+	Message string
+	// Challenge is quick pay's one-time code step.
+	Challenge *challengeView
+	// Customer is the logged-in customer of balance pay.
+	Customer *customerView
 }
+
+// methodFormData is what the method-form template renders.
+type methodFormData struct {
+	View checkoutView
+	Name string
+}
+
+// challengeView is the code step of quick pay: masked values only.
+type challengeView struct {
+	CardID, Card, Bank, Phone, Expires string
+	Bound                              bool
+	// Retry: the code was wrong; the card details are not shown again.
+	Retry bool
+}
+
+// customerView is the logged-in customer as the balance method shows them.
+type customerView struct {
+	Name, Login, Balance string
+	PayPasswordSet       bool
+}
+
+// Checkout method names as the templates use them.
+const (
+	methodQuickPay      = payment.MethodQuickPay
+	methodCardPay       = payment.MethodCardPay
+	methodOnlineBanking = payment.MethodOnlineBanking
+	methodBalance       = payment.MethodBalance
+)
 
 // methodView is one payment method as the page lists it.
 type methodView struct {
@@ -133,8 +173,16 @@ var methodTexts = map[string][2]string{
 	payment.MethodBalance:       {"Account balance", "Log in and pay from your paygate account."},
 }
 
-// readyMethods are the methods that work end to end today.
-var readyMethods = map[string]bool{payment.MethodMobileQR: true}
+// ready reports whether method m works with this handler's configuration.
+func (h *Handler) ready(m string) bool {
+	switch m {
+	case payment.MethodMobileQR:
+		return true
+	case payment.MethodBalance:
+		return h.balanceReady()
+	}
+	return h.cfg.Checkout != nil
+}
 
 // view builds the page data of an order at the handler's clock.
 func (h *Handler) view(o payment.CheckoutOrder) checkoutView {
@@ -154,6 +202,9 @@ func (h *Handler) view(o payment.CheckoutOrder) checkoutView {
 		v.State, v.StatusTitle, v.StatusDetail = StateClosed, "Closed", "The merchant has closed this order; it can no longer be paid."
 	case !o.Payable(now):
 		v.State, v.StatusTitle, v.StatusDetail = StateUnavailable, "Unavailable", "This merchant cannot take payments at the moment. Please try again later."
+	case o.InProgress != "":
+		v.State, v.StatusTitle = StateProcessing, "Payment in progress"
+		v.StatusDetail = "Your card's bank is processing the payment. This page updates by itself when it is done; please do not pay again."
 	default:
 		v.State, v.StatusTitle = StateOpen, "Awaiting payment"
 		v.TimeLeft = TimeLeft(o.TimeExpire.Sub(now))
@@ -163,7 +214,7 @@ func (h *Handler) view(o payment.CheckoutOrder) checkoutView {
 		}
 		for _, m := range o.Methods {
 			t := methodTexts[m]
-			mv := methodView{Name: m, Title: t[0], Blurb: t[1], Ready: readyMethods[m]}
+			mv := methodView{Name: m, Title: t[0], Blurb: t[1], Ready: h.ready(m)}
 			switch {
 			case m != payment.MethodMobileQR:
 				v.Methods = append(v.Methods, mv)
@@ -172,7 +223,7 @@ func (h *Handler) view(o payment.CheckoutOrder) checkoutView {
 			}
 		}
 	}
-	v.ExpireText = o.TimeExpire.UTC().Format("2006-01-02 15:04 UTC")
+	v.ExpireText = o.TimeExpire.In(shanghai).Format("2006-01-02 15:04") + " Beijing time"
 	return v
 }
 

@@ -66,6 +66,13 @@ type Config struct {
 	// PollInterval is how often an open page polls its status; 0 means
 	// DefaultPollInterval.
 	PollInterval time.Duration
+	// Checkout takes the payments of the page's forms; nil shows the
+	// methods as coming soon (pay.go).
+	Checkout Checkout
+	// Sessions and Customers let a customer log in on the page and pay
+	// from their balance; balance pay is offered only with both.
+	Sessions  *Sessions
+	Customers CheckoutCustomers
 }
 
 // Handler serves the pages. It is safe for concurrent use.
@@ -121,6 +128,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /checkout/{id}", h.checkout)
 	mux.HandleFunc("GET /checkout/{id}/status", h.status)
 	mux.HandleFunc("GET /checkout/{id}/qr.svg", h.qr)
+	if h.cfg.Checkout != nil {
+		h.registerPay(mux)
+	}
 	mux.HandleFunc("GET /checkout/", h.notFound)
 	mux.HandleFunc("GET /static/", h.serveStatic)
 }
@@ -179,9 +189,43 @@ func (h *Handler) checkout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	v := h.pageView(w, r, o)
+	if m := r.URL.Query().Get("method"); methodTexts[m] != [2]string{} {
+		v.Active = m
+	}
+	if r.URL.Query().Get("declined") != "" && v.State == StateOpen {
+		v.Message = "The card's bank declined the payment. Please try another card or method."
+	}
+	h.render(w, http.StatusOK, "checkout", v)
+}
+
+// pageView is view plus what only the full page shows: the CSRF token and
+// the logged-in customer of balance pay.
+func (h *Handler) pageView(w http.ResponseWriter, r *http.Request, o payment.CheckoutOrder) checkoutView {
 	v := h.view(o)
 	v.CSRFToken = h.csrfToken(w, r, o.ID)
-	h.render(w, http.StatusOK, "checkout", v)
+	if h.balanceReady() && v.State == StateOpen {
+		if id, ok := h.cfg.Sessions.Customer(r); ok {
+			c, err := h.cfg.Customers.Customer(r.Context(), id)
+			if err == nil {
+				cv := &customerView{Name: c.NameMasked, Login: c.PhoneMasked, PayPasswordSet: c.PayPasswordSet}
+				if cv.Login == "" {
+					cv.Login = c.Username
+				}
+				if b, err := h.cfg.Customers.Balance(r.Context(), id); err == nil {
+					cv.Balance = FormatAmount(b.Amount, b.Currency)
+				}
+				v.Customer = cv
+			}
+		}
+	}
+	return v
+}
+
+// balanceReady reports whether balance pay can work: a checkout, sessions
+// and customers.
+func (h *Handler) balanceReady() bool {
+	return h.cfg.Checkout != nil && h.cfg.Sessions != nil && h.cfg.Customers != nil
 }
 
 // status serves the status fragment the page polls.

@@ -9,23 +9,22 @@
 // headers Sim-Timestamp (Unix seconds), Sim-Nonce and Sim-Signature, the
 // base64 MAC over "TIMESTAMP\nNONCE\nBODY\n". VerifyCallback checks them.
 //
-// The simulator keeps its payments in memory: a restart forgets payments in
-// flight, which Query then reports as channel.ErrUnknownPayment.
+// Refunds (Refund, QueryRefund; see RefundOutcome) are accepted at once and
+// their result is learnt by query, as with channels that do not call back
+// for refunds.
+//
+// The simulator keeps its payments and refunds in memory: a restart forgets
+// those in flight, which Query then reports as channel.ErrUnknownPayment
+// (QueryRefund as channel.ErrUnknownRefund).
 package sim
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -96,6 +95,10 @@ type Deliver func(ctx context.Context, h http.Header, body []byte) error
 // Config configures a simulator. Secret, Clock, Dispatcher and Deliver are
 // required; zero durations take the defaults shown.
 type Config struct {
+	// Name is the channel's name (default Name, "sim"). The sandbox runs
+	// a second simulator as the interbank switch other banks' cards go
+	// through.
+	Name        string
 	Secret      []byte        // HMAC key for callbacks, at least MinSecretLen bytes
 	Clock       paygate.Clock // stamps payments and callbacks
 	Dispatcher  Dispatcher    // runs callbacks later
@@ -108,14 +111,17 @@ type Config struct {
 	Logger      *slog.Logger  // default slog.Default()
 }
 
-// Sim is the simulated channel. It implements channel.Channel and
-// channel.CallbackVerifier and is safe for concurrent use.
+// Sim is the simulated channel. It implements channel.Channel,
+// channel.CallbackVerifier and channel.Refunder, and is safe for
+// concurrent use.
 type Sim struct {
 	cfg Config
+	cb  *Callbacks
 	mu  sync.Mutex
 	// payments by attempt id, and attempt ids by trade number.
 	payments map[string]*payment
 	byTrade  map[string]string
+	refunds  map[string]*refund // by refund id
 }
 
 type payment struct {
@@ -149,19 +155,21 @@ func New(cfg Config) (*Sim, error) {
 	def(&cfg.Delay, 2*time.Second)
 	def(&cfg.LateDelay, time.Minute)
 	def(&cfg.RevealAfter, time.Minute)
-	def(&cfg.RetryDelay, 15*time.Second)
-	if cfg.MaxTries <= 0 {
-		cfg.MaxTries = 8
+	if cfg.Name == "" {
+		cfg.Name = Name
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	cb, err := NewCallbacks(CallbackConfig{Channel: cfg.Name, Secret: cfg.Secret, Clock: cfg.Clock, Dispatcher: cfg.Dispatcher,
+		Deliver: cfg.Deliver, RetryDelay: cfg.RetryDelay, MaxTries: cfg.MaxTries, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
 	}
-	cfg.Secret = bytes.Clone(cfg.Secret)
-	return &Sim{cfg: cfg, payments: map[string]*payment{}, byTrade: map[string]string{}}, nil
+	cfg.Secret = nil // kept by cb only
+	return &Sim{cfg: cfg, cb: cb, payments: map[string]*payment{}, byTrade: map[string]string{},
+		refunds: map[string]*refund{}}, nil
 }
 
-// Name returns "sim".
-func (s *Sim) Name() string { return Name }
+// Name returns Config.Name ("sim" by default).
+func (s *Sim) Name() string { return s.cfg.Name }
 
 // Pay accepts a payment at once and schedules its result as req.Scenario
 // says (an Outcome; "" is Success). Paying the same AttemptID again returns
@@ -203,10 +211,10 @@ func (s *Sim) Pay(ctx context.Context, req channel.PayRequest) (channel.Accepted
 
 	switch outcome {
 	case Success, Fail, Late:
-		s.schedule(p, p.finalAt.Sub(now), 1)
+		s.schedule(p, p.finalAt.Sub(now))
 	case Duplicate:
-		s.schedule(p, p.finalAt.Sub(now), 1)
-		s.schedule(p, p.finalAt.Sub(now)+s.cfg.Delay, 1)
+		s.schedule(p, p.finalAt.Sub(now))
+		s.schedule(p, p.finalAt.Sub(now)+s.cfg.Delay)
 	}
 	return channel.Accepted{ChannelTradeNo: p.tradeNo, AcceptedAt: now}, nil
 }
@@ -235,7 +243,7 @@ func (s *Sim) Query(ctx context.Context, q channel.QueryRequest) (channel.Result
 // result is the payment as the channel knows it at now.
 func (s *Sim) result(p *payment, now time.Time) channel.Result {
 	r := channel.Result{
-		Channel: Name, ChannelTradeNo: p.tradeNo, AttemptID: p.req.AttemptID, OrderID: p.req.OrderID,
+		Channel: s.cfg.Name, ChannelTradeNo: p.tradeNo, AttemptID: p.req.AttemptID, OrderID: p.req.OrderID,
 		Status: channel.StatusProcessing, Amount: p.req.Amount, Currency: p.req.Currency,
 	}
 	if !now.Before(p.finalAt) {
@@ -249,53 +257,16 @@ func (s *Sim) result(p *payment, now time.Time) channel.Result {
 	return r
 }
 
-// schedule delivers p's result after d; try counts deliveries of this one
-// callback.
-func (s *Sim) schedule(p *payment, d time.Duration, try int) {
-	s.cfg.Dispatcher.After(d, func() { s.deliver(p, try) })
-}
-
-func (s *Sim) deliver(p *payment, try int) {
-	r := s.result(p, p.finalAt)
-	body, err := json.Marshal(r)
-	if err != nil {
-		s.cfg.Logger.Error("sim: encode callback", "error", err)
-		return
-	}
-	h := s.Sign(s.cfg.Clock.Now(), randHex(16), body)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.cfg.Deliver(ctx, h, body); err != nil {
-		if try >= s.cfg.MaxTries {
-			s.cfg.Logger.Warn("sim: callback not accepted; giving up", "attempt_id", p.req.AttemptID, "tries", try, "error", err)
-			return
-		}
-		s.cfg.Logger.Info("sim: callback not accepted; will retry", "attempt_id", p.req.AttemptID, "try", try, "error", err)
-		s.schedule(p, s.cfg.RetryDelay, try+1)
-	}
+// schedule delivers p's result after d.
+func (s *Sim) schedule(p *payment, d time.Duration) {
+	s.cb.Send(d, s.result(p, p.finalAt))
 }
 
 // Sign returns the callback headers for body at time t with the nonce,
 // under the simulator's secret.
 func (s *Sim) Sign(t time.Time, nonce string, body []byte) http.Header {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	h := http.Header{}
-	h.Set(HeaderTimestamp, ts)
-	h.Set(HeaderNonce, nonce)
-	h.Set(HeaderSignature, base64.StdEncoding.EncodeToString(mac(s.cfg.Secret, ts, nonce, body)))
-	return h
+	return s.cb.Sign(t, nonce, body)
 }
-
-func mac(secret []byte, ts, nonce string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts + "\n" + nonce + "\n"))
-	m.Write(body)
-	m.Write([]byte("\n"))
-	return m.Sum(nil)
-}
-
-// maxBody bounds a callback body.
-const maxBody = 16 << 10
 
 // VerifyCallback authenticates a callback (signature over the exact body,
 // timestamp within Window of the simulator's clock) and decodes its Result.
@@ -303,46 +274,7 @@ const maxBody = 16 << 10
 // signature; CodeInvalidArgument for an authentic but malformed body (unknown
 // fields, wrong channel, non-final status). It never echoes the signature.
 func (s *Sim) VerifyCallback(h http.Header, body []byte) (channel.Result, error) {
-	unauth := func(msg string) (channel.Result, error) {
-		return channel.Result{}, paygate.E(paygate.CodeUnauthenticated, "sim callback: %s", msg)
-	}
-	ts, nonce, sig := h.Get(HeaderTimestamp), h.Get(HeaderNonce), h.Get(HeaderSignature)
-	if ts == "" || nonce == "" || sig == "" {
-		return unauth("missing signature headers")
-	}
-	if len(body) > maxBody || len(nonce) > 64 || len(ts) > 20 {
-		return unauth("oversized callback")
-	}
-	for i := 0; i < len(ts); i++ {
-		if ts[i] < '0' || ts[i] > '9' {
-			return unauth("malformed timestamp")
-		}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || sec <= 0 {
-		return unauth("malformed timestamp")
-	}
-	now := s.cfg.Clock.Now()
-	if d := now.Sub(time.Unix(sec, 0)); d > Window || d < -Window {
-		return unauth("timestamp outside the window")
-	}
-	want := base64.StdEncoding.EncodeToString(mac(s.cfg.Secret, ts, nonce, body))
-	if !hmac.Equal([]byte(sig), []byte(want)) { // the exact canonical encoding only
-		return unauth("bad signature")
-	}
-	var r channel.Result
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil || dec.More() {
-		return channel.Result{}, paygate.E(paygate.CodeInvalidArgument, "sim callback: malformed body")
-	}
-	if r.Channel != Name {
-		return channel.Result{}, paygate.EField(paygate.CodeInvalidArgument, "channel", "sim callback: wrong channel")
-	}
-	if !r.Status.Final() {
-		return channel.Result{}, paygate.EField(paygate.CodeInvalidArgument, "status", "sim callback: status must be final")
-	}
-	return r, nil
+	return s.cb.Verify(h, body)
 }
 
 func randHex(n int) string {
