@@ -86,3 +86,32 @@ func ExampleClient_ListOrders() {
 		p.Cursor = page.NextCursor
 	}
 }
+
+// Refund part of a paid order, then follow it: a refund through a channel
+// is PROCESSING until the channel answers, and the outcome arrives as a
+// REFUND.SUCCESS or REFUND.ABNORMAL notification whose resource is the
+// refund (see ExampleClient_ParseNotification; decode into client.Refund).
+func ExampleClient_CreateRefund() {
+	cfg, _ := client.LoadCredentials("data/demo-merchant.json", "http://127.0.0.1:8080")
+	c, _ := client.New(cfg)
+	ctx := context.Background()
+	r, err := c.CreateRefund(ctx, client.CreateRefundRequest{
+		OutTradeNo:  "20261122-0001",    // the order
+		OutRefundNo: "20261122-0001-R1", // your refund number: retrying with it is safe
+		Reason:      "Returned, one item",
+		Amount:      client.RefundAmount{Refund: 1_000, Total: 4_900, Currency: "CNY"}, // 10.00 of 49.00 CNY
+	})
+	var apiErr *client.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Code == "LIMIT_EXCEEDED":
+		log.Fatal("more than is left to refund")
+	case err != nil:
+		log.Fatal(err)
+	}
+	fmt.Println(r.ID, r.Status) // rfd_… PROCESSING (SUCCESS at once for payments on us)
+
+	r, _ = c.GetRefundByOutRefundNo(ctx, "20261122-0001-R1")
+	if r.Status == "ABNORMAL" {
+		// The channel failed it; the money is yours again. Refund again with a new number.
+	}
+}

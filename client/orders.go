@@ -30,7 +30,8 @@ type CreateOrderRequest struct {
 }
 
 // Order is an order as paygate shows it (and as TRANSACTION.* notifications
-// carry it). Status is NOTPAY, PAYERROR, SUCCESS or CLOSED.
+// carry it). Status is NOTPAY, PAYERROR, SUCCESS, CLOSED or REFUND (paid,
+// and refunded at least once).
 type Order struct {
 	ID             string            `json:"id"`
 	MchID          string            `json:"mchid"`

@@ -23,6 +23,7 @@ var statuses = map[paygate.Code]int{
 	paygate.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 	paygate.CodeIDConflict:        http.StatusConflict,
 	paygate.CodeOutTradeNoUsed:    http.StatusConflict,
+	paygate.CodeOutRefundNoUsed:   http.StatusConflict,
 	paygate.CodeConflict:          http.StatusConflict,
 	paygate.CodeAlreadyResolved:   http.StatusConflict,
 	paygate.CodeHoldExpired:       http.StatusConflict,

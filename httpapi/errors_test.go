@@ -30,6 +30,7 @@ var wantStatus = map[paygate.Code]int{
 	paygate.CodeMethodNotAllowed:  405,
 	paygate.CodeIDConflict:        409,
 	paygate.CodeOutTradeNoUsed:    409,
+	paygate.CodeOutRefundNoUsed:   409,
 	paygate.CodeConflict:          409,
 	paygate.CodeAlreadyResolved:   409,
 	paygate.CodeHoldExpired:       409,

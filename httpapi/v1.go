@@ -35,6 +35,8 @@ type Notifications interface {
 type V1 struct {
 	Orders        Orders
 	Notifications Notifications
+	// Refunds serves the refund routes; nil answers them 404.
+	Refunds Refunds
 	// Certificates serves GET /v1/certificates (the platform public keys).
 	Certificates http.Handler
 	// Authenticate wraps the routes merchants call with their signature;
@@ -329,7 +331,10 @@ func (v *V1) Register(mux *http.ServeMux) {
 		"listOrders": http.HandlerFunc(v.listOrders), "sandboxPay": http.HandlerFunc(v.sandboxPay),
 		"channelCallback": http.HandlerFunc(v.channelCallback), "listNotifications": http.HandlerFunc(v.listNotifications),
 		"getNotification": http.HandlerFunc(v.getNotification), "resendNotification": http.HandlerFunc(v.resendNotification),
-		"openAPI": http.HandlerFunc(v.openAPI),
+		"openAPI":      http.HandlerFunc(v.openAPI),
+		"createRefund": http.HandlerFunc(v.createRefund), "getRefund": http.HandlerFunc(v.getRefund),
+		"getRefundByOutRefundNo": http.HandlerFunc(v.getRefundByOutRefundNo), "listRefunds": http.HandlerFunc(v.listRefunds),
+		"closeRefund": http.HandlerFunc(v.closeRefund),
 	}
 	if v.Certificates != nil {
 		handlers["listCertificates"] = v.Certificates
