@@ -8,10 +8,15 @@ TESTFLAGS ?= -race -count=1 -timeout 30m
 BENCH_SQLITE   ?= sqlite:data/bench.db
 BENCH_POSTGRES ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 BENCH_FLAGS    ?= --clients 1,4,16,64 --duration 5s --fee-shards 16
+# `make bench-api` targets; the target creates the paygate_bench database
+# if psql can (it is left in place, like every row the load writes).
+BENCH_API_SQLITE   ?= sqlite:data/bench-api.db
+BENCH_API_POSTGRES ?= postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable
+BENCH_API_FLAGS    ?= --clients 1,4,16 --duration 5s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test deps bench bench-ledger lint fmt build clean
+.PHONY: help run test deps bench bench-ledger bench-api lint fmt build clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +36,10 @@ bench: deps ## run the go test benchmarks
 
 bench-ledger: ## load the ledger on SQLite and PostgreSQL (BENCH_SQLITE, BENCH_POSTGRES, BENCH_FLAGS)
 	$(GO) run ./cmd/paygate bench ledger --db '$(BENCH_SQLITE)' --db '$(BENCH_POSTGRES)' $(BENCH_FLAGS)
+
+bench-api: ## load the open API on PostgreSQL and SQLite (BENCH_API_POSTGRES, BENCH_API_SQLITE, BENCH_API_FLAGS)
+	-@psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE paygate_bench' >/dev/null 2>&1
+	$(GO) run ./cmd/paygate bench api --db '$(BENCH_API_POSTGRES)' --db '$(BENCH_API_SQLITE)' $(BENCH_API_FLAGS)
 
 lint: ## check formatting, go vet and go mod tidy
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: needs formatting:"; echo "$$out"; exit 1; fi

@@ -5,6 +5,7 @@
 //	paygate serve [flags]            migrate the database, then serve HTTP
 //	paygate migrate [status] [flags] apply pending migrations (or list them)
 //	paygate bench ledger [flags]     drive load against the ledger
+//	paygate bench api [flags]        drive load against the open API
 //	paygate merchant create|get|status|keys|platform-keys ...
 //	                                 manage merchants and their credentials
 //	paygate version                  print the version
@@ -58,6 +59,7 @@ usage:
   paygate serve [flags]             migrate the database, then serve HTTP until SIGTERM/SIGINT
   paygate migrate [status] [flags]  apply pending migrations and print the version (status: list them)
   paygate bench ledger [flags]      drive concurrent load against the ledger and a raw SQL baseline
+  paygate bench api [flags]         drive signed load against the open API, a raw SQL baseline and RSA signing
   paygate merchant create --name N  create a merchant and its credentials (paygate merchant -h for more)
   paygate version                   print the version
   paygate help [command]            show this help, or a command's flags

@@ -13,7 +13,9 @@ import (
 
 	"paygate"
 	"paygate/channel"
+	"paygate/channel/netbank"
 	"paygate/channel/sim"
+	"paygate/checkout"
 	"paygate/customer"
 	"paygate/httpapi"
 	"paygate/ledger"
@@ -25,6 +27,7 @@ import (
 	"paygate/sealing"
 	"paygate/sms"
 	"paygate/store"
+	"paygate/transfer"
 	"paygate/web"
 )
 
@@ -43,8 +46,14 @@ type platform struct {
 	otp           *otp.Service
 	smsWorker     *sms.Worker
 	sim           *sim.Sim
+	interbank     *sim.Sim // the sandbox's interbank switch: other banks' cards
+	netbank       *netbank.Bank
+	checkout      *checkout.Service
+	transfers     *transfer.Service // customers' transfers; other banks' cards through the interbank switch
+	sessions      *web.Sessions
 	handler       http.Handler
 	log           *slog.Logger
+	clock         paygate.Clock
 }
 
 // wiring holds what differs between serve and tests.
@@ -57,6 +66,9 @@ type wiring struct {
 	// Keys are the master keys; the customer, OTP, SMS and CSRF secrets
 	// are derived from them (sealing.Keyring.DeriveKeys).
 	Keys *sealing.Keyring
+	// OTP adjusts the one-time codes' settings (benchmarks lift the
+	// per-phone daily cap); nil keeps the defaults.
+	OTP func(*otp.Config)
 }
 
 // buildPlatform wires every service over db. The simulated channel calls the
@@ -77,27 +89,71 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 			return nil, err
 		}
 	}
-	p := &platform{db: db, merchants: merchants, log: log}
+	p := &platform{db: db, merchants: merchants, log: log, clock: w.Clock}
 	p.ledger = ledger.New(db.Ledger(), w.Clock, cfg.Calendar)
 	p.ledgerSvc = metrics.Ledger(reg, p.ledger)
 
+	if err := p.buildCustomers(db, w, log); err != nil {
+		return nil, err
+	}
 	secret := make([]byte, 32) // callbacks stay in this process, so a per-process secret suffices
 	rand.Read(secret)
 	var svc *payment.Service
 	var err error
-	p.sim, err = sim.New(sim.Config{Secret: secret, Clock: w.Clock, Dispatcher: w.Dispatcher, Delay: w.SimDelay, Logger: log,
-		Deliver: func(ctx context.Context, h http.Header, body []byte) error {
-			_, err := svc.Callback(ctx, sim.Name, h, body)
+	// deliver hands a simulated channel's signed callback to the payment
+	// service, in-process.
+	deliver := func(name string) sim.Deliver {
+		return func(ctx context.Context, h http.Header, body []byte) error {
+			_, err := svc.Callback(ctx, name, h, body)
 			if paygate.HasCode(err, paygate.CodeConflict) || paygate.HasCode(err, paygate.CodeUnauthenticated) {
 				return nil // refused for good; the alert is logged, retrying cannot help
 			}
 			return err
-		}})
+		}
+	}
+	p.sim, err = sim.New(sim.Config{Secret: secret, Clock: w.Clock, Dispatcher: w.Dispatcher, Delay: w.SimDelay, Logger: log,
+		Deliver: deliver(sim.Name)})
+	if err != nil {
+		return nil, err
+	}
+	p.interbank, err = sim.New(sim.Config{Name: interbankChannel, Secret: secret, Clock: w.Clock, Dispatcher: w.Dispatcher,
+		Delay: w.SimDelay, Logger: log, Deliver: deliver(interbankChannel)})
+	if err != nil {
+		return nil, err
+	}
+	// The sandbox bank's online banking: its pages are served by paygate
+	// (under /sandbox/bank/), and it debits the institution's own cards.
+	checkoutPage := func(orderID string) string {
+		if w.CheckoutBaseURL == "" {
+			return "/checkout/" + orderID
+		}
+		return w.CheckoutBaseURL + orderID
+	}
+	p.netbank, err = netbank.New(netbank.Config{
+		BaseURL: strings.TrimSuffix(w.CheckoutBaseURL, "/checkout/"), Secret: secret,
+		CSRFKey: w.Keys.DeriveKeys("netbank-csrf")[0], Clock: w.Clock, Dispatcher: w.Dispatcher, Calendar: cfg.Calendar,
+		Logger: log, Deliver: deliver(netbank.Name), Customers: p.customers, Ledger: p.ledger,
+		InTx: func(ctx context.Context, fn func(netbank.Tx) error) error {
+			return db.InTx(ctx, func(tx *store.Tx) error { return fn(tx) })
+		},
+		Orders: netbank.OrdersFunc(func(ctx context.Context, id string) (payment.CheckoutOrder, error) {
+			return svc.CheckoutView(ctx, id)
+		}),
+		BackURL: checkoutPage,
+	})
 	if err != nil {
 		return nil, err
 	}
 	svc, err = payment.New(payment.Config{Store: db.Payments(), Ledger: p.ledger, Merchants: merchants, Clock: w.Clock,
-		Channels: []channel.Channel{p.sim}, Logger: log, CheckoutBaseURL: w.CheckoutBaseURL})
+		Channels: []channel.Channel{p.sim, p.interbank, p.netbank}, Logger: log, CheckoutBaseURL: w.CheckoutBaseURL,
+		AttemptFailed: func(ctx context.Context, tx payment.Tx, a payment.Attempt) error {
+			return p.checkout.ReleaseFailed(ctx, tx, a)
+		},
+		Kick: func() {
+			if p.worker != nil {
+				p.worker.Kick()
+			}
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -109,22 +165,50 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 	}
 	auth := httpapi.AuthConfig{Verifier: merchants, Clock: w.Clock}
 	v1 := &httpapi.V1{
-		Orders: svc, Notifications: p.notifications,
+		Orders: svc, Notifications: p.notifications, Refunds: svc,
 		Certificates: httpapi.CertificatesHandler(merchants),
 		Authenticate: auth.Wrap,
 		Sign:         func(h http.Handler) http.Handler { return httpapi.SignResponses(merchants, h) },
 	}
-	if err := p.buildCustomers(db, w, log); err != nil {
-		return nil, err
-	}
-	pages, err := web.New(web.Config{Orders: svc, Clock: w.Clock, Logger: log, CSRFKey: w.Keys.DeriveKeys("csrf")[0],
-		SecureCookies: strings.HasPrefix(w.CheckoutBaseURL, "https://")})
+	secure := strings.HasPrefix(w.CheckoutBaseURL, "https://")
+	p.checkout, err = checkout.New(checkout.Config{Payments: svc, Customers: p.customers, Codes: p.otp, Clock: w.Clock,
+		Calendar: cfg.Calendar, Interbank: interbankChannel, InterbankScenario: customer.SandboxInterbankOutcome,
+		OnlineBanking: netbank.Name, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	p.handler = httpapi.New(httpapi.Config{Logger: log, Registry: reg, DB: db, V1: v1, Pages: pages})
+	p.sessions, err = web.NewSessions(web.SessionConfig{Store: db.Sessions(), Clock: w.Clock, Secure: secure})
+	if err != nil {
+		return nil, err
+	}
+	pages, err := web.New(web.Config{Orders: svc, Clock: w.Clock, Logger: log, CSRFKey: w.Keys.DeriveKeys("csrf")[0],
+		SecureCookies: secure, Checkout: p.checkout, Sessions: p.sessions, Customers: p.customers})
+	if err != nil {
+		return nil, err
+	}
+	portal, err := web.NewPortal(web.PortalConfig{Customers: p.customers, Sessions: p.sessions, Clock: w.Clock, Logger: log,
+		CSRFKey: w.Keys.DeriveKeys("portal-csrf")[0], SecureCookies: secure})
+	if err != nil {
+		return nil, err
+	}
+	payouts, err := sim.NewPayouts(sim.PayoutConfig{Name: interbankChannel, Clock: w.Clock, Delay: w.SimDelay})
+	if err != nil {
+		return nil, err
+	}
+	p.transfers, err = transfer.New(transfer.Config{Store: db.Transfers(), Customers: p.customers, Books: p.ledger, Clock: w.Clock,
+		Keyring: w.Keys, Calendar: cfg.Calendar, Logger: log, Payouts: payouts, Interbank: interbankChannel,
+		InterbankScenario: customer.SandboxInterbankOutcome})
+	if err != nil {
+		return nil, err
+	}
+	p.handler = httpapi.New(httpapi.Config{Logger: log, Registry: reg, DB: db, V1: v1,
+		Pages: web.Routes{pages, portal, portal.Transfers(p.transfers), p.netbank}})
 	return p, nil
 }
+
+// interbankChannel names the simulated interbank switch other banks' cards
+// are charged through in the sandbox.
+const interbankChannel = "interbank"
 
 // buildCustomers wires customers and cards, one-time codes and the SMS
 // outbox (with the sandbox sender: every message lands in the sandbox inbox
@@ -147,8 +231,12 @@ func (p *platform) buildCustomers(db *store.DB, w wiring, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	p.otp, err = otp.New(otp.Config{Store: db.OTP(), Keys: w.Keys.DeriveKeys("otp-hmac"), SMSKeys: smsKeys, Clock: w.Clock,
-		Logger: log, Kick: p.smsWorker.Kick})
+	ocfg := otp.Config{Store: db.OTP(), Keys: w.Keys.DeriveKeys("otp-hmac"), SMSKeys: smsKeys, Clock: w.Clock,
+		Logger: log, Kick: p.smsWorker.Kick}
+	if w.OTP != nil {
+		w.OTP(&ocfg)
+	}
+	p.otp, err = otp.New(ocfg)
 	return err
 }
 
@@ -180,10 +268,36 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 	every(iv.Reconcile, func(c <-chan time.Time) {
 		runBatches(ctx, "queried unknown payments", p.payments.ReconcileUnknown, c, 100, 10, p.log)
 	})
+	// Refunds ride on the same ticker: channel answers, resubmissions, and
+	// refunds waiting for the merchant's settled balance.
+	every(iv.Reconcile, func(c <-chan time.Time) {
+		runBatches(ctx, "reconciled refunds", p.payments.ReconcileRefunds, c, 100, 10, p.log)
+	})
+	every(iv.Reconcile, func(c <-chan time.Time) {
+		runBatches(ctx, "queried transfers to other banks", p.transfers.Reconcile, c, 100, 10, p.log)
+	})
 	every(iv.Nonces, func(c <-chan time.Time) {
 		runBatches(ctx, "deleted expired nonces", func(ctx context.Context, limit int) (int, error) {
 			n, err := p.merchants.DeleteExpiredNonces(ctx, limit)
 			return int(n), err
+		}, c, 1000, 100, p.log)
+	})
+	// Housekeeping rides on the nonce ticker: one-time codes a week after
+	// they expired, SMS outbox rows a week after they were sent or failed,
+	// and sandbox inbox messages after a week.
+	every(iv.Nonces, func(c <-chan time.Time) {
+		week := func() time.Time { return p.clock.Now().Add(-otp.DefaultRetention) }
+		runBatches(ctx, "purged old one-time codes and text messages", func(ctx context.Context, limit int) (int, error) {
+			a, err := p.otp.Purge(ctx, 0, limit)
+			if err != nil {
+				return 0, err
+			}
+			b, err := p.db.SMS().DeleteFinished(ctx, week(), limit)
+			if err != nil {
+				return 0, err
+			}
+			d, err := p.db.SMSInbox().DeleteBefore(ctx, week(), limit)
+			return int(max(a, b, d)), err
 		}, c, 1000, 100, p.log)
 	})
 }
