@@ -457,10 +457,14 @@ func (s *Service) wrongSecret(w secret, r Record) error {
 		return lockedErr(w, a.LockedUntil)
 	}
 	left := pol.MaxFailures - a.Failures
-	if w == paySecret {
-		return paygate.EField(paygate.CodeUnauthenticated, "pay_password", "wrong payment password, %d tries left", left)
+	tries := "tries"
+	if left == 1 {
+		tries = "try"
 	}
-	return paygate.EField(paygate.CodeUnauthenticated, "password", "wrong login or password, %d tries left", left)
+	if w == paySecret {
+		return paygate.EField(paygate.CodeUnauthenticated, "pay_password", "wrong payment password, %d %s left", left, tries)
+	}
+	return paygate.EField(paygate.CodeUnauthenticated, "password", "wrong login or password, %d %s left", left, tries)
 }
 
 // check runs one counted attempt at a secret: it begins the attempt, checks

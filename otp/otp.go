@@ -197,12 +197,18 @@ type Config struct {
 // DefaultText is the default SMS text: the code, what it is for, its
 // lifetime and a warning.
 func DefaultText(purpose, code string, expiresIn time.Duration) string {
+	// Purposes are "area.action" (checkout.quick_pay, agreement.sign) or,
+	// in older callers, "kind:subject"; the SMS names what the code is for
+	// so a customer who did not start it notices.
 	what := "verification"
-	switch kind, _, _ := strings.Cut(purpose, ":"); kind {
-	case "quickpay":
+	kind, _, _ := strings.Cut(purpose, ":")
+	switch {
+	case kind == "quickpay" || strings.HasSuffix(kind, "quick_pay"):
 		what = "payment"
-	case "bind":
+	case kind == "bind" || strings.HasSuffix(kind, "bind"):
 		what = "card binding"
+	case strings.HasPrefix(kind, "agreement"):
+		what = "agreement signing"
 	}
 	return fmt.Sprintf("[paygate] Your %s code is %s, valid for %d minutes. Never share it with anyone, including paygate staff.",
 		what, code, int(expiresIn/time.Minute))

@@ -553,6 +553,8 @@ func TestDefaultText(t *testing.T) {
 	for _, tc := range []struct{ purpose, want string }{
 		{"quickpay:ord_1", "payment code is 123456"},
 		{"bind:card_1", "card binding code is 123456"},
+		{"checkout.quick_pay", "payment code is 123456"},
+		{"agreement.sign", "agreement signing code is 123456"},
 		{"login", "verification code is 123456"},
 	} {
 		got := otp.DefaultText(tc.purpose, "123456", 5*time.Minute)

@@ -192,7 +192,7 @@ func TestPayPasswordLockout(t *testing.T) {
 			r.PayPassword = "000001"
 			_, err := f.svc.Send(f.ctx, f.alice.ID, r)
 			require.Equal(t, paygate.CodeUnauthenticated, paygate.CodeOf(err))
-			require.ErrorContains(t, err, map[int]string{4: "4 tries", 3: "3 tries", 2: "2 tries", 1: "1 tries"}[i])
+			require.ErrorContains(t, err, map[int]string{4: "4 tries", 3: "3 tries", 2: "2 tries", 1: "1 try left"}[i])
 		}
 		r := req(bobPhone, 100)
 		r.PayPassword = "000001"
