@@ -142,7 +142,8 @@ func TestCheckoutStatusFragment(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Equal(t, "no-store", res.Header.Get("Cache-Control"))
 	require.True(t, strings.HasPrefix(body, `<section id="order-status"`), body)
-	require.Contains(t, body, `hx-get="/checkout/ord_a/status" hx-trigger="every 2000ms" hx-swap="outerHTML"`)
+	require.Contains(t, body, `hx-get="/checkout/ord_a/status?shown=open" hx-trigger="every 2000ms" hx-swap="outerHTML"`)
+	require.Empty(t, res.Header.Get("HX-Redirect"))
 	require.NotContains(t, body, "hx-swap-oob")
 	require.NotContains(t, body, "<html", "a fragment, not a page")
 
@@ -150,10 +151,25 @@ func TestCheckoutStatusFragment(t *testing.T) {
 	_, body = get(t, h, "/checkout/ord_a/status")
 	require.Contains(t, body, `id="time-left">1 min 30 s<`, "the time left counts down at each poll")
 
+	// Another bank processing a card payment: the page shows it and keeps
+	// polling; when the bank declines, the order is open again and the
+	// page is sent to a fresh checkout that says so.
 	o := orders["ord_a"]
+	o.InProgress = "interbank"
+	orders["ord_a"] = o
+	_, body = get(t, h, "/checkout/ord_a/status?shown=open")
+	require.Contains(t, body, `hx-get="/checkout/ord_a/status?shown=processing"`)
+	o.InProgress, o.Status = "", payment.StatusPayError
+	orders["ord_a"] = o
+	res, _ = get(t, h, "/checkout/ord_a/status?shown=processing")
+	require.Equal(t, "/checkout/ord_a?declined=1", res.Header.Get("HX-Redirect"))
+	res, _ = get(t, h, "/checkout/ord_a/status?shown=open")
+	require.Empty(t, res.Header.Get("HX-Redirect"), "a page already showing the methods stays")
+
 	o.Status = payment.StatusSuccess
 	orders["ord_a"] = o
-	_, body = get(t, h, "/checkout/ord_a/status")
+	res, body = get(t, h, "/checkout/ord_a/status?shown=processing")
+	require.Empty(t, res.Header.Get("HX-Redirect"), "paid: the fragment says so in place")
 	require.Contains(t, body, `data-state="paid"`)
 	require.NotContains(t, body, "hx-trigger", "polling stops")
 	require.Contains(t, body, `<div id="pay" class="pay" hx-swap-oob="true"></div>`, "the methods go")

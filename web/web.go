@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"paygate"
@@ -236,6 +237,12 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	}
 	v := h.view(o)
 	v.Fragment = true
+	// A page that showed "processing" removed its methods; when the other
+	// bank's answer turns out a failure the order is open again, and only
+	// a fresh page brings the methods back, with the failure said.
+	if r.URL.Query().Get("shown") == string(StateProcessing) && v.State == StateOpen {
+		w.Header().Set("HX-Redirect", "/checkout/"+url.PathEscape(o.ID)+"?declined=1")
+	}
 	h.render(w, http.StatusOK, "status-fragment", v)
 }
 

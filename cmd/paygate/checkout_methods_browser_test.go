@@ -766,19 +766,15 @@ func TestCheckoutMethodsFailures(t *testing.T) {
 		pr.fill(t, [2]string{"code", code})
 		pr.do(t, chromedp.Click(chromedp.ID("quick-pay-submit")))
 		pr.state(t, "processing")
-		pr.markPage(t)
 		require.Positive(t, m.held.release(), "the switch's callback")
-		// The bank's refusal arrives: the page says so by itself.
+		// The bank's refusal arrives: the page brings the methods back by
+		// itself, saying why, without the payer reloading.
+		pr.do(t, chromedp.WaitVisible(chromedp.ID("method-card_pay")))
 		pr.state(t, "open")
-		pr.unreloaded(t)
 		require.Contains(t, pr.text(t, "order-status"), "The last payment attempt failed. You may try again.")
+		require.Contains(t, pr.text(t, "pay-message"), "declined")
 		pr.check(t)
 		require.Equal(t, "PAYERROR", status(t, o))
-		// Known gap: the methods the processing state removed do not come
-		// back by themselves (the status fragment restores no #pay), so
-		// the payer reloads to pay again.
-		pr.do(t, chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("method-card_pay")))
-		require.Contains(t, pr.text(t, "order-status"), "The last payment attempt failed")
 		cardPay(t, ownCard)
 		pr.paid(t, tag)
 		m.paidOnce(t, o, tag)
