@@ -24,6 +24,7 @@ const (
 	CodeIDConflict        Code = "ID_CONFLICT"         // an id was reused with different fields
 	CodeOutTradeNoUsed    Code = "OUT_TRADE_NO_USED"   // a merchant number was reused with a different request
 	CodeOutRefundNoUsed   Code = "OUT_REFUND_NO_USED"  // a merchant refund number was reused with a different request
+	CodeOutBatchNoUsed    Code = "OUT_BATCH_NO_USED"   // a merchant batch number (refund or payout batch) was reused with a different request
 	CodeAlreadyResolved   Code = "ALREADY_RESOLVED"    // a hold was already posted, voided or expired
 	CodeHoldExpired       Code = "HOLD_EXPIRED"        // a hold's timeout passed before it was posted
 	CodeConflict          Code = "CONFLICT"            // the object's state does not allow the operation

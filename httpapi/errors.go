@@ -24,6 +24,7 @@ var statuses = map[paygate.Code]int{
 	paygate.CodeIDConflict:        http.StatusConflict,
 	paygate.CodeOutTradeNoUsed:    http.StatusConflict,
 	paygate.CodeOutRefundNoUsed:   http.StatusConflict,
+	paygate.CodeOutBatchNoUsed:    http.StatusConflict,
 	paygate.CodeConflict:          http.StatusConflict,
 	paygate.CodeAlreadyResolved:   http.StatusConflict,
 	paygate.CodeHoldExpired:       http.StatusConflict,

@@ -31,6 +31,7 @@ var wantStatus = map[paygate.Code]int{
 	paygate.CodeIDConflict:        409,
 	paygate.CodeOutTradeNoUsed:    409,
 	paygate.CodeOutRefundNoUsed:   409,
+	paygate.CodeOutBatchNoUsed:    409,
 	paygate.CodeConflict:          409,
 	paygate.CodeAlreadyResolved:   409,
 	paygate.CodeHoldExpired:       409,
