@@ -7,7 +7,7 @@
 -- "not yet" / "none".
 CREATE TABLE merchant_agreements (
     id                TEXT PRIMARY KEY,
-    merchant_id       TEXT NOT NULL REFERENCES merchants (id),
+    merchant_id       TEXT NOT NULL,             -- like payment_orders: no foreign key to merchants
     out_agreement_no  TEXT NOT NULL,
     request_hash      TEXT NOT NULL,             -- fingerprint of the create request (idempotency)
     plan              TEXT NOT NULL,
