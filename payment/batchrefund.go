@@ -665,17 +665,34 @@ func (b *BatchRefunds) ProcessRefundBatches(ctx context.Context, limit int) (int
 	results := make([]RefundBatchItem, len(claimed))
 	amounts := make([]int64, len(claimed))
 	retry := make([]bool, len(claimed))
+	// Lines of one order run one after the other in line order (the
+	// claim is in line order), so that which line of an over-refunding
+	// batch fails does not depend on timing; orders run Concurrency at once.
+	var groups [][]int
+	group := map[string]int{}
+	for i, it := range claimed {
+		key := it.BatchID + "\x00" + it.OrderID + "\x00" + it.OutTradeNo
+		g, ok := group[key]
+		if !ok {
+			g = len(groups)
+			group[key] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
 	sem := make(chan struct{}, b.cfg.Concurrency)
 	var wg sync.WaitGroup
-	for i, it := range claimed {
-		if ctx.Err() != nil {
-			retry[i] = true
-			continue
-		}
+	for _, g := range groups {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results[i], amounts[i], retry[i] = b.refundLine(ctx, it)
+			for _, i := range g {
+				if ctx.Err() != nil {
+					retry[i] = true // never tried: the lease stands
+					continue
+				}
+				results[i], amounts[i], retry[i] = b.refundLine(ctx, claimed[i])
+			}
 		})
 	}
 	wg.Wait()
