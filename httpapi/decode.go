@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,17 +17,32 @@ import (
 // TOO_LARGE before any work is done.
 const MaxBody = 64 << 10
 
-// readBody reads a request body of at most MaxBody bytes. Errors:
-// CodeTooLarge.
+// bodyLimitKey carries a route's own body limit (Route.MaxBody) in the
+// request context.
+type bodyLimitKey struct{}
+
+// withBodyLimit lets the requests of h carry bodies of up to n bytes.
+func withBodyLimit(n int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bodyLimitKey{}, n)))
+	})
+}
+
+// readBody reads a request body of at most MaxBody bytes (or the route's
+// Route.MaxBody). Errors: CodeTooLarge.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxBody {
-		return nil, paygate.E(paygate.CodeTooLarge, "request body exceeds %d bytes", MaxBody)
+	limit := int64(MaxBody)
+	if n, ok := r.Context().Value(bodyLimitKey{}).(int64); ok {
+		limit = n
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if r.ContentLength > limit {
+		return nil, paygate.E(paygate.CodeTooLarge, "request body exceeds %d bytes", limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, paygate.E(paygate.CodeTooLarge, "request body exceeds %d bytes", MaxBody)
+			return nil, paygate.E(paygate.CodeTooLarge, "request body exceeds %d bytes", limit)
 		}
 		return nil, paygate.E(paygate.CodeInvalidArgument, "could not read the request body")
 	}
