@@ -26,6 +26,8 @@ type Route struct {
 	Status                                          int  // success status
 	Query                                           []QueryParam
 	Errors                                          []int
+	// MaxBody, when set, is the route's own body limit (else MaxBody).
+	MaxBody int64
 }
 
 // QueryParam is a documented query parameter.
@@ -47,7 +49,7 @@ type CertificateList struct {
 // Routes returns the /v1 route table.
 func Routes() []Route {
 	authErrs := []int{400, 401, 403, 404, 413, 500}
-	return []Route{
+	return append([]Route{
 		{Method: "POST", Path: "/v1/orders", OperationID: "createOrder", Tags: []string{"orders"}, Auth: true, Signed: true,
 			Summary:     "Create an order (the unified order)",
 			Description: "Idempotent on out_trade_no: the same out_trade_no with the same body answers 200 with the existing order; with a different body 409 OUT_TRADE_NO_USED naming the differing field.",
@@ -100,7 +102,7 @@ func Routes() []Route {
 			Response:    CallbackAck{}, Status: 200, Errors: []int{400, 401, 404, 409, 413, 500}},
 		{Method: "GET", Path: "/v1/openapi.json", OperationID: "openAPI", Tags: []string{"meta"},
 			Summary: "This document", Status: 200},
-	}
+	}, payoutRoutes(authErrs)...)
 }
 
 // OpenAPISpec generates the OpenAPI 3.1 document of the /v1 API from the

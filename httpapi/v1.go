@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,6 +38,8 @@ type V1 struct {
 	Notifications Notifications
 	// Refunds serves the refund routes; nil answers them 404.
 	Refunds Refunds
+	// Payouts serves the payout batch routes; nil answers them 404.
+	Payouts Payouts
 	// Certificates serves GET /v1/certificates (the platform public keys).
 	Certificates http.Handler
 	// Authenticate wraps the routes merchants call with their signature;
@@ -339,6 +342,7 @@ func (v *V1) Register(mux *http.ServeMux) {
 	if v.Certificates != nil {
 		handlers["listCertificates"] = v.Certificates
 	}
+	maps.Copy(handlers, v.payoutHandlers())
 	for _, rt := range Routes() {
 		h := handlers[rt.OperationID]
 		if h == nil {
@@ -346,6 +350,9 @@ func (v *V1) Register(mux *http.ServeMux) {
 		}
 		if rt.Auth {
 			h = auth(h)
+		}
+		if rt.MaxBody > 0 {
+			h = withBodyLimit(rt.MaxBody, h)
 		}
 		if rt.Signed {
 			h = sign(h)
