@@ -23,7 +23,9 @@ func TestCreate(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
-		req := f.request(func(r *agreement.CreateRequest) { r.PerPaymentLimit, r.DailyLimit, r.EndDate = 10_000, 30_000, "2027-11-22" })
+		req := f.request(func(r *agreement.CreateRequest) {
+			r.PerPaymentLimit, r.DailyLimit, r.EndDate = 10_000, 30_000, "2027-11-22"
+		})
 		a, replay, err := f.svc.Create(f.ctx, mch, req)
 		require.NoError(t, err)
 		require.False(t, replay)

@@ -38,6 +38,9 @@ type V1 struct {
 	Notifications Notifications
 	// Refunds serves the refund routes; nil answers them 404.
 	Refunds Refunds
+	// Agreements serves the agreement (mandate) routes; nil answers them
+	// 404.
+	Agreements Agreements
 	// Payouts serves the payout batch routes; nil answers them 404.
 	Payouts Payouts
 	// Certificates serves GET /v1/certificates (the platform public keys).
@@ -339,6 +342,7 @@ func (v *V1) Register(mux *http.ServeMux) {
 		"getRefundByOutRefundNo": http.HandlerFunc(v.getRefundByOutRefundNo), "listRefunds": http.HandlerFunc(v.listRefunds),
 		"closeRefund": http.HandlerFunc(v.closeRefund),
 	}
+	maps.Copy(handlers, v.agreementHandlers())
 	if v.Certificates != nil {
 		handlers["listCertificates"] = v.Certificates
 	}
