@@ -102,7 +102,7 @@ func Routes() []Route {
 			Response:    CallbackAck{}, Status: 200, Errors: []int{400, 401, 404, 409, 413, 500}},
 		{Method: "GET", Path: "/v1/openapi.json", OperationID: "openAPI", Tags: []string{"meta"},
 			Summary: "This document", Status: 200},
-	}, append(payoutRoutes(authErrs), agreementRoutes(authErrs)...)...)
+	}, append(append(payoutRoutes(authErrs), agreementRoutes(authErrs)...), refundBatchRoutes(authErrs)...)...)
 }
 
 // OpenAPISpec generates the OpenAPI 3.1 document of the /v1 API from the

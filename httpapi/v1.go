@@ -38,6 +38,8 @@ type V1 struct {
 	Notifications Notifications
 	// Refunds serves the refund routes; nil answers them 404.
 	Refunds Refunds
+	// RefundBatches serves the refund batch routes; nil answers them 404.
+	RefundBatches RefundBatches
 	// Agreements serves the agreement (mandate) routes; nil answers them
 	// 404.
 	Agreements Agreements
@@ -347,6 +349,7 @@ func (v *V1) Register(mux *http.ServeMux) {
 		handlers["listCertificates"] = v.Certificates
 	}
 	maps.Copy(handlers, v.payoutHandlers())
+	maps.Copy(handlers, v.refundBatchHandlers())
 	for _, rt := range Routes() {
 		h := handlers[rt.OperationID]
 		if h == nil {
