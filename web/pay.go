@@ -318,6 +318,13 @@ func (h *Handler) payMessage(ctx context.Context, err error) (string, int) {
 		code == paygate.CodeLimitExceeded || code == paygate.CodeCurrencyMismatch:
 		return userMessage(err), http.StatusUnprocessableEntity
 	default: // internal, and codes only the ledger or the store give (ID_CONFLICT, ALREADY_RESOLVED, ...)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			// The payer left (closed the tab, navigated away): not a fault.
+			// The transaction rolled back or committed whole; the page
+			// shows which when they come back.
+			h.log.InfoContext(ctx, "checkout: payer left before the answer", "code", code)
+			return "Something went wrong. Please try again.", http.StatusInternalServerError
+		}
 		h.log.ErrorContext(ctx, "checkout: payment failed", "code", code, "error", err)
 		return "Something went wrong. Please try again.", http.StatusInternalServerError
 	}
