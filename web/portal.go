@@ -63,6 +63,9 @@ type PortalConfig struct {
 	// SecureCookies marks the CSRF cookie Secure with the __Host- prefix
 	// (the session cookie follows SessionConfig.Secure).
 	SecureCookies bool
+	// Agreements lists and revokes the customer's merchant agreements on
+	// the cards page (agreement.go); nil shows none.
+	Agreements PortalAgreements
 }
 
 // Portal serves the customer portal's pages under /portal/. Every page
@@ -81,6 +84,7 @@ type Portal struct {
 	h         *Handler // rendering and CSRF tokens (render.go, csrf.go)
 	loc       *time.Location
 	mux       *http.ServeMux
+	mandates  PortalAgreements // merchant agreements; nil for none
 }
 
 // NewPortal returns a Portal. Errors: CodeInvalidArgument when Customers or
@@ -111,7 +115,7 @@ func NewPortal(cfg PortalConfig) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Portal{customers: cfg.Customers, sessions: cfg.Sessions, clock: cfg.Clock, log: cfg.Logger, loc: loc,
+	p := &Portal{customers: cfg.Customers, sessions: cfg.Sessions, clock: cfg.Clock, log: cfg.Logger, loc: loc, mandates: cfg.Agreements,
 		h: &Handler{cfg: Config{CSRFKey: cfg.CSRFKey, SecureCookies: cfg.SecureCookies, Clock: cfg.Clock, Logger: cfg.Logger},
 			clock: cfg.Clock, log: cfg.Logger, pages: pp}}
 	p.mux = http.NewServeMux()
@@ -139,6 +143,9 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /portal/cards/{id}/history", p.authed(p.history))
 	mux.HandleFunc("GET /portal/cards/{id}/history.csv", p.authed(p.historyCSV))
 	mux.Handle("POST /portal/agreements/{id}/revoke", p.protect(p.authedPost(p.revoke)))
+	if p.mandates != nil {
+		mux.Handle("POST /portal/merchant-agreements/{id}/revoke", p.protect(p.authedPost(p.revokeMandate)))
+	}
 	mux.HandleFunc("GET /portal/settings", p.authed(p.settingsPage))
 	mux.Handle("POST /portal/settings/online-payment", p.protect(p.authedPost(p.onlinePayment)))
 	mux.Handle("POST /portal/settings/password", p.protect(p.authedPost(p.changePassword)))
@@ -274,19 +281,22 @@ type agreementView struct {
 type cardsView struct {
 	Cards      []accountView
 	Agreements []agreementView
+	// Mandates are the merchant agreements the customer signed.
+	Mandates []mandateView
 }
 
 // notices are the success messages a redirect may ask for (?ok=...): a
 // fixed list, so nothing from the URL is ever echoed.
 var notices = map[string]string{
-	"logged_out":   "You have logged out.",
-	"registered":   "Welcome! Your account is ready. Verify your real name to raise your limits.",
-	"verified":     "Your real name is verified.",
-	"unbound":      "The card is unbound: quick pay with it needs the full card details again.",
-	"online_on":    "Online payment is on.",
-	"online_off":   "Online payment is off: every online payment is refused until you turn it on again.",
-	"password":     "Your login password is changed. Other devices were logged out.",
-	"pay_password": "Your payment password is set.",
+	"logged_out":      "You have logged out.",
+	"registered":      "Welcome! Your account is ready. Verify your real name to raise your limits.",
+	"verified":        "Your real name is verified.",
+	"unbound":         "The card is unbound: quick pay with it needs the full card details again.",
+	"mandate_revoked": "The agreement is revoked: the merchant can no longer charge your card with it.",
+	"online_on":       "Online payment is on.",
+	"online_off":      "Online payment is off: every online payment is refused until you turn it on again.",
+	"password":        "Your login password is changed. Other devices were logged out.",
+	"pay_password":    "Your payment password is set.",
 }
 
 func (p *Portal) render(w http.ResponseWriter, status int, name string, v *portalView) {
@@ -1020,6 +1030,10 @@ func (p *Portal) cards(w http.ResponseWriter, r *http.Request, c customer.Custom
 			}
 		}
 		cv.Agreements = append(cv.Agreements, av)
+	}
+	if cv.Mandates, err = p.mandateViews(r.Context(), c.ID); err != nil {
+		p.internal(w, r, "reading the merchant agreements", err)
+		return
 	}
 	v.Cards = cv
 	p.render(w, http.StatusOK, "portal_cards", v)

@@ -74,6 +74,9 @@ type Config struct {
 	// from their balance; balance pay is offered only with both.
 	Sessions  *Sessions
 	Customers CheckoutCustomers
+	// Agreements serves the merchant agreements' sign pages
+	// (/agreements/{id}, agreement.go); nil serves none.
+	Agreements Agreements
 }
 
 // Handler serves the pages. It is safe for concurrent use.
@@ -131,6 +134,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /checkout/{id}/qr.svg", h.qr)
 	if h.cfg.Checkout != nil {
 		h.registerPay(mux)
+	}
+	if h.cfg.Agreements != nil {
+		h.registerAgreements(mux)
 	}
 	mux.HandleFunc("GET /checkout/", h.notFound)
 	mux.HandleFunc("GET /static/", h.serveStatic)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"paygate"
+	"paygate/agreement"
 	"paygate/channel"
 	"paygate/channel/netbank"
 	"paygate/channel/sim"
@@ -54,6 +55,7 @@ type platform struct {
 	handler       http.Handler
 	log           *slog.Logger
 	clock         paygate.Clock
+	agreements    *agreement.Service // merchants' agreements (mandates): sign pages, charges without the customer
 }
 
 // wiring holds what differs between serve and tests.
@@ -177,17 +179,24 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 	if err != nil {
 		return nil, err
 	}
+	p.agreements, err = agreement.New(agreement.Config{Store: db.Agreements(), Payments: svc, Customers: p.customers, Codes: p.otp,
+		Merchants: merchants, Clock: w.Clock, Calendar: cfg.Calendar, SignBaseURL: agreementSignBase(w.CheckoutBaseURL),
+		Interbank: interbankChannel, InterbankScenario: customer.SandboxInterbankOutcome, Logger: log, Kick: func() { p.worker.Kick() }})
+	if err != nil {
+		return nil, err
+	}
+	v1.Agreements = p.agreements
 	p.sessions, err = web.NewSessions(web.SessionConfig{Store: db.Sessions(), Clock: w.Clock, Secure: secure})
 	if err != nil {
 		return nil, err
 	}
 	pages, err := web.New(web.Config{Orders: svc, Clock: w.Clock, Logger: log, CSRFKey: w.Keys.DeriveKeys("csrf")[0],
-		SecureCookies: secure, Checkout: p.checkout, Sessions: p.sessions, Customers: p.customers})
+		SecureCookies: secure, Checkout: p.checkout, Sessions: p.sessions, Customers: p.customers, Agreements: p.agreements})
 	if err != nil {
 		return nil, err
 	}
 	portal, err := web.NewPortal(web.PortalConfig{Customers: p.customers, Sessions: p.sessions, Clock: w.Clock, Logger: log,
-		CSRFKey: w.Keys.DeriveKeys("portal-csrf")[0], SecureCookies: secure})
+		CSRFKey: w.Keys.DeriveKeys("portal-csrf")[0], SecureCookies: secure, Agreements: p.agreements})
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +218,18 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 // interbankChannel names the simulated interbank switch other banks' cards
 // are charged through in the sandbox.
 const interbankChannel = "interbank"
+
+// agreementSignBase is where agreements' sign pages live, next to the
+// checkout's: the checkout base URL with its last path segment replaced
+// by "agreements/" ("" without a checkout base URL).
+func agreementSignBase(checkoutBase string) string {
+	s := strings.TrimSuffix(checkoutBase, "/")
+	i := strings.LastIndex(s, "/")
+	if s == "" || i < 0 {
+		return ""
+	}
+	return s[:i+1] + "agreements/"
+}
 
 // buildCustomers wires customers and cards, one-time codes and the SMS
 // outbox (with the sandbox sender: every message lands in the sandbox inbox
@@ -275,6 +296,11 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 	})
 	every(iv.Reconcile, func(c <-chan time.Time) {
 		runBatches(ctx, "queried transfers to other banks", p.transfers.Reconcile, c, 100, 10, p.log)
+	})
+	// Agreements not signed in time, or past their end date, expire on the
+	// order-expiry ticker (charges check the dates themselves too).
+	every(iv.CloseOrders, func(c <-chan time.Time) {
+		runBatches(ctx, "expired agreements", p.agreements.ExpireDue, c, 100, 100, p.log)
 	})
 	every(iv.Nonces, func(c <-chan time.Time) {
 		runBatches(ctx, "deleted expired nonces", func(ctx context.Context, limit int) (int, error) {

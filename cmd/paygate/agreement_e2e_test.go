@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"paygate/client"
+	"paygate/store"
+	"paygate/store/storetest"
+)
+
+// agBrowser is the customer's browser on the sign page: a cookie jar,
+// redirects not followed.
+type agBrowser struct {
+	t *testing.T
+	e *e2e
+	c *http.Client
+}
+
+func (b *agBrowser) do(method, path string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.e.srv.URL+path, body)
+	require.NoError(b.t, err)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	res, err := b.c.Do(req)
+	require.NoError(b.t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(b.t, err)
+	return res, html.UnescapeString(string(raw))
+}
+
+var (
+	agTokenRE  = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+	agCardRE   = regexp.MustCompile(`name="card_id" value="([^"]+)"`)
+	agErrorRE  = regexp.MustCompile(`id="sign-error" role="alert">([^<]*)<`)
+	agSandboxN = "13800000001"
+)
+
+// submit opens the sign page and posts form to route with its token.
+func (b *agBrowser) submit(page, route string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	res, body := b.do("GET", page, nil)
+	require.Equal(b.t, http.StatusOK, res.StatusCode)
+	m := agTokenRE.FindStringSubmatch(body)
+	require.NotNil(b.t, m, "no form on the sign page")
+	form.Set("csrf_token", m[1])
+	return b.do("POST", page+"/"+route, form)
+}
+
+// agEvent waits for the merchant's endpoint to receive an event of the type
+// whose resource has the id, verifies and decrypts it with the SDK into
+// out, and returns it.
+func agEvent(t *testing.T, e *e2e, typ, id string, out any) client.Notification {
+	t.Helper()
+	var found client.Notification
+	require.Eventually(t, func() bool {
+		e.mu.Lock()
+		n := len(e.received)
+		e.mu.Unlock()
+		for i := 1; i <= n; i++ {
+			var res map[string]any
+			nt, err := e.client.ParseNotification(e.notification(t, i), &res)
+			if err != nil || nt.EventType != typ || res["id"] != id {
+				continue
+			}
+			_, err = e.client.ParseNotification(e.notification(t, i), out)
+			require.NoError(t, err)
+			found = nt
+			return true
+		}
+		return false
+	}, 15*time.Second, 20*time.Millisecond, "no %s for %s", typ, id)
+	return found
+}
+
+// TestEndToEndAgreement drives agreement payments over real HTTP on both
+// stores: the merchant asks for an agreement with the SDK → the customer
+// signs on the sign page's forms (a wrong holder and a wrong code refused)
+// with the sandbox SMS code → AGREEMENT.SIGNED reaches the merchant →
+// charges pay from the card at once (TRANSACTION.SUCCESS), replays return
+// the same order, parallel charges never pass the per-day limit → the
+// merchant revokes (AGREEMENT.REVOKED) → a charge is refused and creates
+// nothing.
+func TestEndToEndAgreement(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := startE2E(t, db)
+		ctx := context.Background()
+		_, err := e.p.customers.Seed(ctx)
+		require.NoError(t, err)
+		req := client.CreateAgreementRequest{OutAgreementNo: "E2E-AGR-0001", Plan: "Tea box, monthly", PerPaymentLimit: 2_000,
+			DailyLimit: 5_000, EndDate: time.Now().AddDate(1, 0, 0).Format(time.DateOnly), NotifyURL: e.hook.URL + "/paygate/notify",
+			ReturnURL: "https://shop.example/done"}
+		a, err := e.client.CreateAgreement(ctx, req)
+		require.NoError(t, err)
+		require.Equal(t, "PENDING", a.Status)
+		require.Equal(t, "http://checkout.local/agreements/"+a.ID, a.SignURL)
+		again, err := e.client.CreateAgreement(ctx, req)
+		require.NoError(t, err)
+		require.Equal(t, a.ID, again.ID)
+		diff := req
+		diff.DailyLimit++
+		_, err = e.client.CreateAgreement(ctx, diff)
+		var ae *client.APIError
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, 409, ae.Status)
+		require.Equal(t, "ID_CONFLICT", ae.Code)
+		require.Equal(t, "daily_limit", ae.Detail["field"])
+		_, err = e.client.ChargeAgreement(ctx, a.ID, client.ChargeAgreementRequest{OutTradeNo: "E2E-AGC-0000", Description: "Tea", Amount: client.Amount{Total: 100}})
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, 409, ae.Status, "not signed yet")
+
+		// The customer signs on the page.
+		jar, err := cookiejar.New(nil)
+		require.NoError(t, err)
+		b := &agBrowser{t: t, e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		page := "/agreements/" + a.ID
+		res, body := b.do("GET", page, nil)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		require.Contains(t, body, "Tea box, monthly")
+		require.Contains(t, body, "At most CNY 20.00 a payment")
+		holder := url.Values{"card_number": {"6288 8800 0000 0013"}, "name": {"王小明"}, "id_number": {"110101199003071233"}, "phone": {"13800000002"}}
+		res, body = b.submit(page, "sign", holder)
+		require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode)
+		require.Contains(t, agErrorRE.FindStringSubmatch(body)[1], "do not match")
+		holder.Set("phone", agSandboxN)
+		res, body = b.submit(page, "sign", holder)
+		require.Equal(t, http.StatusOK, res.StatusCode, body)
+		require.Contains(t, body, `id="sign-confirm"`)
+		require.NotContains(t, body, "6288880000000013", "never the card number")
+		cardID := agCardRE.FindStringSubmatch(body)[1]
+		_, err = e.p.smsWorker.RunOnce(ctx)
+		require.NoError(t, err)
+		sms, ok, err := e.p.db.SMSInbox().Latest(ctx, agSandboxN)
+		require.NoError(t, err)
+		require.True(t, ok)
+		code := sms.Code()
+		wrong := fmt.Sprintf("%06d", (int(code[0]-'0')*100000+1)%1_000_000)
+		if wrong == code {
+			wrong = "999999"
+		}
+		res, body = b.do("POST", page+"/sign/confirm", url.Values{"csrf_token": {agTokenRE.FindStringSubmatch(body)[1]}, "card_id": {cardID}, "code": {wrong}})
+		require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode)
+		require.Contains(t, body, `id="sign-confirm"`, "the code form stays up")
+		res, _ = b.do("POST", page+"/sign/confirm", url.Values{"csrf_token": {agTokenRE.FindStringSubmatch(body)[1]}, "card_id": {cardID}, "code": {code}})
+		require.Equal(t, http.StatusSeeOther, res.StatusCode)
+		require.Equal(t, page, res.Header.Get("Location"))
+		_, body = b.do("GET", page, nil)
+		require.Contains(t, body, `data-state="signed"`)
+		require.Contains(t, body, `href="https://shop.example/done"`)
+		res, _ = b.do("POST", page+"/sign", url.Values{"csrf_token": {"forged"}})
+		require.Equal(t, http.StatusForbidden, res.StatusCode, "a forged token is refused")
+
+		var signed client.Agreement
+		n := agEvent(t, e, "AGREEMENT.SIGNED", a.ID, &signed)
+		require.Equal(t, "agreement", n.Resource.OriginalType)
+		require.Equal(t, "SIGNED", signed.Status)
+		require.Equal(t, "628888******0013", signed.Card)
+
+		// Charges.
+		creq := client.ChargeAgreementRequest{OutTradeNo: "E2E-AGC-0001", Description: "Tea box, December", Amount: client.Amount{Total: 2_000}}
+		ch, err := e.client.ChargeAgreement(ctx, a.ID, creq)
+		require.NoError(t, err)
+		require.Equal(t, "SUCCESS", ch.Status)
+		require.Equal(t, "SUCCESS", ch.Order.Status)
+		var paid client.Order
+		agEvent(t, e, "TRANSACTION.SUCCESS", ch.Order.ID, &paid)
+		require.Equal(t, "E2E-AGC-0001", paid.OutTradeNo)
+		status, err := e.client.Do(ctx, "POST", "/v1/agreements/"+a.ID+"/charges", creq, nil)
+		require.NoError(t, err)
+		require.Equal(t, 200, status, "a replay answers 200")
+		creq.Amount.Total = 2_001
+		_, err = e.client.ChargeAgreement(ctx, a.ID, creq)
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, "OUT_TRADE_NO_USED", ae.Code)
+
+		// Parallel: one number raced by several requests pays once; distinct
+		// numbers never pass the 50.00 day (20.00 used: 30.00 left).
+		var wg sync.WaitGroup
+		ids := make([]string, 4)
+		for i := range ids {
+			wg.Go(func() {
+				c, err := e.client.ChargeAgreement(ctx, a.ID, client.ChargeAgreementRequest{OutTradeNo: "E2E-AGC-RACE", Description: "Tea", Amount: client.Amount{Total: 1_000}})
+				if err == nil {
+					ids[i] = c.Order.ID
+				}
+			})
+		}
+		wg.Wait()
+		for _, id := range ids {
+			require.Equal(t, ids[0], id, "one order for one number")
+		}
+		okN, refused := 0, 0
+		var mu sync.Mutex
+		for i := range 6 {
+			wg.Go(func() {
+				_, err := e.client.ChargeAgreement(ctx, a.ID, client.ChargeAgreementRequest{OutTradeNo: fmt.Sprintf("E2E-AGC-P%02d", i), Description: "Tea", Amount: client.Amount{Total: 1_000}})
+				mu.Lock()
+				defer mu.Unlock()
+				var ae *client.APIError
+				switch {
+				case err == nil:
+					okN++
+				case assertAPIError(err, &ae) && ae.Code == "LIMIT_EXCEEDED" && ae.Status == 422:
+					refused++
+				default:
+					t.Errorf("unexpected: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		require.Equal(t, 2, okN, "20.00 + 10.00 (race) + 2 × 10.00 = the 50.00 day")
+		require.Equal(t, 4, refused)
+
+		// Bad input over HTTP.
+		for _, c := range []struct {
+			body  string
+			code  string
+			field string
+		}{
+			{`{"out_trade_no":"E2E-AGC-B1","description":"x","amount":{"total":0}}`, "AMOUNT_NOT_POSITIVE", "amount.total"},
+			{`{"out_trade_no":"E2E-AGC-B2","description":"x","amount":{"total":-5}}`, "AMOUNT_NOT_POSITIVE", "amount.total"},
+			{`{"out_trade_no":"E2E-AGC-B3","description":"x","amount":{"total":100,"currency":"XYZ"}}`, "UNKNOWN_CURRENCY", "amount.currency"},
+			{`{"out_trade_no":"E2E-AGC-B4","description":"x","amount":{"total":9223372036854775808}}`, "INVALID_ARGUMENT", "amount.total"},
+			{`{"out_trade_no":"E2E-AGC-B5","description":"x","amount":{"total":"1"}}`, "INVALID_ARGUMENT", "amount.total"},
+		} {
+			_, err := e.client.Do(ctx, "POST", "/v1/agreements/"+a.ID+"/charges", json.RawMessage(c.body), nil)
+			require.ErrorAs(t, err, &ae, c.body)
+			require.Equal(t, c.code, ae.Code, c.body)
+			if c.field != "" {
+				require.Equal(t, c.field, ae.Detail["field"], c.body)
+			}
+		}
+
+		// The merchant revokes; charges are refused and create nothing.
+		r, err := e.client.RevokeAgreement(ctx, a.ID)
+		require.NoError(t, err)
+		require.Equal(t, "REVOKED", r.Status)
+		require.Equal(t, "MERCHANT", r.RevokedBy)
+		var revoked client.Agreement
+		agEvent(t, e, "AGREEMENT.REVOKED", a.ID, &revoked)
+		require.Equal(t, "REVOKED", revoked.Status)
+		_, err = e.client.ChargeAgreement(ctx, a.ID, client.ChargeAgreementRequest{OutTradeNo: "E2E-AGC-9999", Description: "Tea", Amount: client.Amount{Total: 100}})
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, 409, ae.Status)
+		require.Equal(t, "CONFLICT", ae.Code)
+		_, err = e.client.GetOrderByOutTradeNo(ctx, "E2E-AGC-9999")
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, 404, ae.Status, "a refused charge leaves no order")
+		got, err := e.client.GetAgreementByOutAgreementNo(ctx, "E2E-AGR-0001")
+		require.NoError(t, err)
+		require.Equal(t, "REVOKED", got.Status)
+		list, err := e.client.ListAgreements(ctx, client.ListAgreementsParams{Status: "REVOKED"})
+		require.NoError(t, err)
+		require.Len(t, list.Data, 1)
+		bad, err := db.LedgerCheck(ctx)
+		require.NoError(t, err)
+		require.Empty(t, bad)
+	})
+}
