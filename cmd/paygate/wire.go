@@ -25,6 +25,7 @@ import (
 	"paygate/notify"
 	"paygate/otp"
 	"paygate/payment"
+	"paygate/payout"
 	"paygate/sealing"
 	"paygate/sms"
 	"paygate/store"
@@ -51,6 +52,8 @@ type platform struct {
 	netbank       *netbank.Bank
 	checkout      *checkout.Service
 	transfers     *transfer.Service // customers' transfers; other banks' cards through the interbank switch
+	payouts       *payout.Service   // merchants' batch payments; other banks' cards through the interbank switch
+	payoutKick    chan time.Time    // wakes the payout worker when a batch is accepted
 	sessions      *web.Sessions
 	handler       http.Handler
 	log           *slog.Logger
@@ -210,6 +213,26 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 	if err != nil {
 		return nil, err
 	}
+	// Merchants' payouts share the interbank switch's payout side with the
+	// transfers; its answers are asked for as often as its delay.
+	p.payoutKick = make(chan time.Time, 1)
+	queryEvery := 2 * time.Second
+	if w.SimDelay > 0 {
+		queryEvery = w.SimDelay
+	}
+	p.payouts, err = payout.New(payout.Config{Store: db.Payouts(), Customers: p.customers, Books: p.ledger, Clock: w.Clock,
+		Keyring: w.Keys, Logger: log, Payouts: payouts, Interbank: interbankChannel,
+		InterbankScenario: customer.SandboxInterbankOutcome, QueryInterval: queryEvery,
+		Kick: func() {
+			select {
+			case p.payoutKick <- time.Time{}:
+			default:
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
+	v1.Payouts = p.payouts
 	p.handler = httpapi.New(httpapi.Config{Logger: log, Registry: reg, DB: db, V1: v1,
 		Pages: web.Routes{pages, portal, portal.Transfers(p.transfers), p.netbank}})
 	return p, nil
@@ -265,6 +288,7 @@ func (p *platform) buildCustomers(db *store.DB, w wiring, log *slog.Logger) erro
 type jobIntervals struct {
 	Expire, Notify, CloseOrders, Reconcile, Nonces time.Duration
 	SMS                                            time.Duration // 0: 1 s
+	Payouts                                        time.Duration // 0: 1 s
 }
 
 // runJobs starts the background jobs on jobs; they stop when ctx is done.
@@ -302,6 +326,23 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 	every(iv.CloseOrders, func(c <-chan time.Time) {
 		runBatches(ctx, "expired agreements", p.agreements.ExpireDue, c, 100, 100, p.log)
 	})
+	// Payouts: the worker pays accepted items as soon as a batch is
+	// accepted (kicked) and on its own ticker, which also asks the
+	// interbank switch about items at other banks.
+	if iv.Payouts <= 0 {
+		iv.Payouts = time.Second
+	}
+	payoutTicks := mergeTicks(ctx, jobs, iv.Payouts, p.payoutKick)
+	jobs.Go(func() {
+		runBatches(ctx, "paid payout items", func(ctx context.Context, limit int) (int, error) {
+			n, err := p.payouts.Process(ctx, limit)
+			if err != nil {
+				return n, err
+			}
+			m, err := p.payouts.Reconcile(ctx, limit)
+			return max(n, m), err
+		}, payoutTicks, 200, 1000, p.log)
+	})
 	every(iv.Nonces, func(c <-chan time.Time) {
 		runBatches(ctx, "deleted expired nonces", func(ctx context.Context, limit int) (int, error) {
 			n, err := p.merchants.DeleteExpiredNonces(ctx, limit)
@@ -326,4 +367,29 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 			return int(max(a, b, d)), err
 		}, c, 1000, 100, p.log)
 	})
+}
+
+// mergeTicks returns one channel that fires on a ticker of period d and
+// whenever kick fires, so that a job runs at once when there is work and
+// still on schedule otherwise. It stops with ctx.
+func mergeTicks(ctx context.Context, jobs *sync.WaitGroup, d time.Duration, kick <-chan time.Time) <-chan time.Time {
+	out := make(chan time.Time, 1)
+	t := time.NewTicker(d)
+	jobs.Go(func() {
+		defer t.Stop()
+		for {
+			var v time.Time
+			select {
+			case <-ctx.Done():
+				return
+			case v = <-t.C:
+			case v = <-kick:
+			}
+			select {
+			case out <- v:
+			default: // a run is already due
+			}
+		}
+	})
+	return out
 }
