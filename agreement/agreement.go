@@ -138,9 +138,9 @@ func (a Agreement) effective(now time.Time) Status {
 	return a.Status
 }
 
-// CreateRequest is the body of "create an agreement". An empty Currency
+// Request is the body of "create an agreement". An empty Currency
 // means CNY.
-type CreateRequest struct {
+type Request struct {
 	OutAgreementNo  string           `json:"out_agreement_no"`
 	Plan            string           `json:"plan"`
 	Description     string           `json:"description,omitempty"`
@@ -153,15 +153,15 @@ type CreateRequest struct {
 }
 
 // ListRequest filters and pages List: Status "" means any; Cursor is "" or
-// a Page.NextCursor; Limit 0 means DefaultPage.
+// a Listing.NextCursor; Limit 0 means DefaultPage.
 type ListRequest struct {
 	Status Status
 	Cursor string
 	Limit  int
 }
 
-// Page is one page of agreements, newest first.
-type Page struct {
+// Listing is one page of agreements, newest first.
+type Listing struct {
 	Agreements []Agreement `json:"data"`
 	NextCursor string      `json:"next_cursor,omitempty"`
 }

@@ -23,7 +23,7 @@ func TestCreate(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
-		req := f.request(func(r *agreement.CreateRequest) {
+		req := f.request(func(r *agreement.Request) {
 			r.PerPaymentLimit, r.DailyLimit, r.EndDate = 10_000, 30_000, "2027-11-22"
 		})
 		a, replay, err := f.svc.Create(f.ctx, mch, req)
@@ -52,27 +52,27 @@ func TestCreate(t *testing.T) {
 
 		cases := []struct {
 			name  string
-			mod   func(*agreement.CreateRequest)
+			mod   func(*agreement.Request)
 			code  paygate.Code
 			field string
 		}{
-			{"short number", func(r *agreement.CreateRequest) { r.OutAgreementNo = "A1" }, paygate.CodeInvalidArgument, "out_agreement_no"},
-			{"number charset", func(r *agreement.CreateRequest) { r.OutAgreementNo = "AGR 0001" }, paygate.CodeInvalidArgument, "out_agreement_no"},
-			{"no plan", func(r *agreement.CreateRequest) { r.Plan = "  " }, paygate.CodeInvalidArgument, "plan"},
-			{"long plan", func(r *agreement.CreateRequest) { r.Plan = strings.Repeat("茶", 65) }, paygate.CodeInvalidArgument, "plan"},
-			{"control character", func(r *agreement.CreateRequest) { r.Description = "a\x00b" }, paygate.CodeInvalidArgument, "description"},
-			{"unknown currency", func(r *agreement.CreateRequest) { r.Currency = "XYZ" }, paygate.CodeUnknownCurrency, "currency"},
-			{"other currency", func(r *agreement.CreateRequest) { r.Currency = "USD" }, paygate.CodeCurrencyMismatch, "currency"},
-			{"negative per payment", func(r *agreement.CreateRequest) { r.PerPaymentLimit = -1 }, paygate.CodeAmountNotPositive, "per_payment_limit"},
-			{"negative daily", func(r *agreement.CreateRequest) { r.DailyLimit = -5 }, paygate.CodeAmountNotPositive, "daily_limit"},
-			{"huge daily", func(r *agreement.CreateRequest) { r.DailyLimit = 1 << 62 }, paygate.CodeLimitExceeded, "daily_limit"},
-			{"per payment over daily", func(r *agreement.CreateRequest) { r.PerPaymentLimit, r.DailyLimit = 2, 1 }, paygate.CodeInvalidArgument, "per_payment_limit"},
-			{"bad end date", func(r *agreement.CreateRequest) { r.EndDate = "2027-02-30" }, paygate.CodeInvalidArgument, "end_date"},
-			{"end date format", func(r *agreement.CreateRequest) { r.EndDate = "22/11/2027" }, paygate.CodeInvalidArgument, "end_date"},
-			{"end date past", func(r *agreement.CreateRequest) { r.EndDate = "2026-11-21" }, paygate.CodeInvalidArgument, "end_date"},
-			{"end date far", func(r *agreement.CreateRequest) { r.EndDate = "2040-01-01" }, paygate.CodeInvalidArgument, "end_date"},
-			{"no notify url", func(r *agreement.CreateRequest) { r.NotifyURL = "" }, paygate.CodeInvalidArgument, "notify_url"},
-			{"bad return url", func(r *agreement.CreateRequest) { r.ReturnURL = "javascript:alert(1)" }, paygate.CodeInvalidArgument, "return_url"},
+			{"short number", func(r *agreement.Request) { r.OutAgreementNo = "A1" }, paygate.CodeInvalidArgument, "out_agreement_no"},
+			{"number charset", func(r *agreement.Request) { r.OutAgreementNo = "AGR 0001" }, paygate.CodeInvalidArgument, "out_agreement_no"},
+			{"no plan", func(r *agreement.Request) { r.Plan = "  " }, paygate.CodeInvalidArgument, "plan"},
+			{"long plan", func(r *agreement.Request) { r.Plan = strings.Repeat("茶", 65) }, paygate.CodeInvalidArgument, "plan"},
+			{"control character", func(r *agreement.Request) { r.Description = "a\x00b" }, paygate.CodeInvalidArgument, "description"},
+			{"unknown currency", func(r *agreement.Request) { r.Currency = "XYZ" }, paygate.CodeUnknownCurrency, "currency"},
+			{"other currency", func(r *agreement.Request) { r.Currency = "USD" }, paygate.CodeCurrencyMismatch, "currency"},
+			{"negative per payment", func(r *agreement.Request) { r.PerPaymentLimit = -1 }, paygate.CodeAmountNotPositive, "per_payment_limit"},
+			{"negative daily", func(r *agreement.Request) { r.DailyLimit = -5 }, paygate.CodeAmountNotPositive, "daily_limit"},
+			{"huge daily", func(r *agreement.Request) { r.DailyLimit = 1 << 62 }, paygate.CodeLimitExceeded, "daily_limit"},
+			{"per payment over daily", func(r *agreement.Request) { r.PerPaymentLimit, r.DailyLimit = 2, 1 }, paygate.CodeInvalidArgument, "per_payment_limit"},
+			{"bad end date", func(r *agreement.Request) { r.EndDate = "2027-02-30" }, paygate.CodeInvalidArgument, "end_date"},
+			{"end date format", func(r *agreement.Request) { r.EndDate = "22/11/2027" }, paygate.CodeInvalidArgument, "end_date"},
+			{"end date past", func(r *agreement.Request) { r.EndDate = "2026-11-21" }, paygate.CodeInvalidArgument, "end_date"},
+			{"end date far", func(r *agreement.Request) { r.EndDate = "2040-01-01" }, paygate.CodeInvalidArgument, "end_date"},
+			{"no notify url", func(r *agreement.Request) { r.NotifyURL = "" }, paygate.CodeInvalidArgument, "notify_url"},
+			{"bad return url", func(r *agreement.Request) { r.ReturnURL = "javascript:alert(1)" }, paygate.CodeInvalidArgument, "return_url"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -83,7 +83,7 @@ func TestCreate(t *testing.T) {
 				requireCode(t, paygate.CodeNotFound, err, "nothing was created")
 			})
 		}
-		today := f.create(t, func(r *agreement.CreateRequest) { r.EndDate = "2026-11-22" })
+		today := f.create(t, func(r *agreement.Request) { r.EndDate = "2026-11-22" })
 		require.Equal(t, agreement.StatusPending, today.Status, "an end date of today is allowed")
 	})
 }

@@ -22,7 +22,7 @@ func TestChargeLimits(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
-		a := f.signed(t, cardPays, func(r *agreement.CreateRequest) { r.PerPaymentLimit, r.DailyLimit = 5_000, 8_000 })
+		a := f.signed(t, cardPays, func(r *agreement.Request) { r.PerPaymentLimit, r.DailyLimit = 5_000, 8_000 })
 		acct := f.cards[cardPays].AccountID
 		before := f.available(t, acct)
 		refused := func(req agreement.ChargeRequest, code paygate.Code, field string) {
@@ -80,7 +80,7 @@ func TestChargeDailyLimitConcurrent(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
-		a := f.signed(t, cardPays, func(r *agreement.CreateRequest) { r.DailyLimit = 3_000 })
+		a := f.signed(t, cardPays, func(r *agreement.Request) { r.DailyLimit = 3_000 })
 		acct := f.cards[cardPays].AccountID
 		before := f.available(t, acct)
 		const n = 10
@@ -113,7 +113,7 @@ func TestChargeOtherBank(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
-		a := f.signed(t, cardOther, func(r *agreement.CreateRequest) { r.DailyLimit = 1_000 })
+		a := f.signed(t, cardOther, func(r *agreement.Request) { r.DailyLimit = 1_000 })
 		c, _, err := f.svc.Charge(f.ctx, mch, a.ID, charge(600))
 		require.NoError(t, err)
 		require.Equal(t, agreement.ChargeProcessing, c.Status)
@@ -125,7 +125,7 @@ func TestChargeOtherBank(t *testing.T) {
 		require.Equal(t, payment.StatusSuccess, o.Status)
 		require.Equal(t, 1, f.events(t, payment.EventSuccess, c.Order.ID))
 
-		d := f.signed(t, cardDeclined, func(r *agreement.CreateRequest) { r.DailyLimit = 1_000 })
+		d := f.signed(t, cardDeclined, func(r *agreement.Request) { r.DailyLimit = 1_000 })
 		c, _, err = f.svc.Charge(f.ctx, mch, d.ID, charge(800))
 		require.NoError(t, err)
 		require.Equal(t, agreement.ChargeProcessing, c.Status)
@@ -203,7 +203,7 @@ func TestExpiry(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
 		p := f.create(t)
-		ends := f.signed(t, cardPays, func(r *agreement.CreateRequest) { r.EndDate = "2026-11-23" })
+		ends := f.signed(t, cardPays, func(r *agreement.Request) { r.EndDate = "2026-11-23" })
 		f.clock.Advance(agreement.DefaultSignExpire)
 		_, err := f.svc.StartSign(f.ctx, p.ID, agreement.SignCard{Number: cardPays, Name: wangName, IDNumber: wangID, Phone: wangPhone})
 		requireCode(t, paygate.CodeConflict, err)

@@ -137,9 +137,9 @@ func newFixture(t testing.TB, db *store.DB) *fixture {
 }
 
 // request is a valid create request with a fresh out_agreement_no.
-func (f *fixture) request(mod ...func(*agreement.CreateRequest)) agreement.CreateRequest {
+func (f *fixture) request(mod ...func(*agreement.Request)) agreement.Request {
 	f.n++
-	r := agreement.CreateRequest{OutAgreementNo: fmt.Sprintf("AGR-%03d-%s", f.n, paygate.NewID("")[24:32]), Plan: "Monthly tea box",
+	r := agreement.Request{OutAgreementNo: fmt.Sprintf("AGR-%03d-%s", f.n, paygate.NewID("")[24:32]), Plan: "Monthly tea box",
 		Description: "One box of tea a month", NotifyURL: "https://shop.example/agreements/notify", ReturnURL: "https://shop.example/done"}
 	for _, m := range mod {
 		m(&r)
@@ -148,7 +148,7 @@ func (f *fixture) request(mod ...func(*agreement.CreateRequest)) agreement.Creat
 }
 
 // create creates a PENDING agreement.
-func (f *fixture) create(t testing.TB, mod ...func(*agreement.CreateRequest)) agreement.Agreement {
+func (f *fixture) create(t testing.TB, mod ...func(*agreement.Request)) agreement.Agreement {
 	t.Helper()
 	a, replay, err := f.svc.Create(f.ctx, mch, f.request(mod...))
 	require.NoError(t, err)
@@ -178,7 +178,7 @@ func (f *fixture) sign(t testing.TB, id, number string) agreement.Agreement {
 }
 
 // signed creates and signs an agreement with the card.
-func (f *fixture) signed(t testing.TB, number string, mod ...func(*agreement.CreateRequest)) agreement.Agreement {
+func (f *fixture) signed(t testing.TB, number string, mod ...func(*agreement.Request)) agreement.Agreement {
 	t.Helper()
 	return f.sign(t, f.create(t, mod...).ID, number)
 }

@@ -166,7 +166,7 @@ func (s *Service) merchant(ctx context.Context, id string) (paygate.Merchant, er
 // CodeUnknownCurrency; CodeCurrencyMismatch (cards are charged in the
 // customers' currency only); CodeIDConflict naming the first differing
 // field when the out_agreement_no was used with a different request.
-func (s *Service) Create(ctx context.Context, merchantID string, req CreateRequest) (Agreement, bool, error) {
+func (s *Service) Create(ctx context.Context, merchantID string, req Request) (Agreement, bool, error) {
 	m, err := s.merchant(ctx, merchantID)
 	if err != nil {
 		return Agreement{}, false, err
@@ -209,7 +209,7 @@ func (s *Service) Create(ctx context.Context, merchantID string, req CreateReque
 }
 
 // newAgreement validates req and builds the agreement it creates.
-func (s *Service) newAgreement(m paygate.Merchant, req CreateRequest, now time.Time) (Agreement, error) {
+func (s *Service) newAgreement(m paygate.Merchant, req Request, now time.Time) (Agreement, error) {
 	if err := checkNo("out_agreement_no", req.OutAgreementNo); err != nil {
 		return Agreement{}, err
 	}
@@ -368,30 +368,30 @@ func (s *Service) GetByOutAgreementNo(ctx context.Context, merchantID, no string
 
 // List returns one page of the merchant's agreements, newest first.
 // Errors: CodeInvalidArgument for a bad status, cursor or limit.
-func (s *Service) List(ctx context.Context, merchantID string, req ListRequest) (Page, error) {
+func (s *Service) List(ctx context.Context, merchantID string, req ListRequest) (Listing, error) {
 	limit := req.Limit
 	if limit == 0 {
 		limit = DefaultPage
 	}
 	if limit < 0 || limit > MaxPage {
-		return Page{}, paygate.EField(paygate.CodeInvalidArgument, "limit", "limit must be between 1 and %d", MaxPage)
+		return Listing{}, paygate.EField(paygate.CodeInvalidArgument, "limit", "limit must be between 1 and %d", MaxPage)
 	}
 	if req.Status != "" && !req.Status.Valid() {
-		return Page{}, paygate.EField(paygate.CodeInvalidArgument, "status", "unknown status %q", string(req.Status))
+		return Listing{}, paygate.EField(paygate.CodeInvalidArgument, "status", "unknown status %q", string(req.Status))
 	}
 	before := ""
 	if req.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(req.Cursor)
 		if err != nil || !validID(string(b)) {
-			return Page{}, paygate.EField(paygate.CodeInvalidArgument, "cursor", "invalid cursor")
+			return Listing{}, paygate.EField(paygate.CodeInvalidArgument, "cursor", "invalid cursor")
 		}
 		before = string(b)
 	}
 	as, err := s.store.MerchantAgreements(ctx, merchantID, req.Status, before, limit+1)
 	if err != nil {
-		return Page{}, err
+		return Listing{}, err
 	}
-	p := Page{Agreements: make([]Agreement, 0, min(len(as), limit))}
+	p := Listing{Agreements: make([]Agreement, 0, min(len(as), limit))}
 	for i, a := range as {
 		if i == limit {
 			p.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(as[limit-1].ID))

@@ -11,10 +11,10 @@ import (
 // Agreements is what the /v1 agreement routes call; *agreement.Service
 // implements it. Its errors are agreement.Service's.
 type Agreements interface {
-	Create(ctx context.Context, merchantID string, req agreement.CreateRequest) (agreement.Agreement, bool, error)
+	Create(ctx context.Context, merchantID string, req agreement.Request) (agreement.Agreement, bool, error)
 	Get(ctx context.Context, merchantID, id string) (agreement.Agreement, error)
 	GetByOutAgreementNo(ctx context.Context, merchantID, no string) (agreement.Agreement, error)
-	List(ctx context.Context, merchantID string, req agreement.ListRequest) (agreement.Page, error)
+	List(ctx context.Context, merchantID string, req agreement.ListRequest) (agreement.Listing, error)
 	Revoke(ctx context.Context, merchantID, id string) (agreement.Agreement, error)
 	Charge(ctx context.Context, merchantID, id string, req agreement.ChargeRequest) (agreement.Charge, bool, error)
 }
@@ -29,9 +29,9 @@ func agreementRoutes(authErrs []int) []Route {
 				"with a different body 409 ID_CONFLICT naming the differing field. The customer signs on the hosted page at sign_url " +
 				"(card, holder details, SMS code) before sign_expire_time; AGREEMENT.SIGNED then reaches notify_url. " +
 				"per_payment_limit and daily_limit (minor units, optional) bound charges; end_date (YYYY-MM-DD, optional) is the last day charges are taken.",
-			Request: agreement.CreateRequest{}, Response: agreement.Agreement{}, Status: 201, Errors: append(authErrs, 409)},
+			Request: agreement.Request{}, Response: agreement.Agreement{}, Status: 201, Errors: append(authErrs, 409)},
 		{Method: "GET", Path: "/v1/agreements", OperationID: "listAgreements", Tags: tags, Auth: true, Signed: true,
-			Summary: "List agreements, newest first", Response: agreement.Page{}, Status: 200, Errors: authErrs,
+			Summary: "List agreements, newest first", Response: agreement.Listing{}, Status: 200, Errors: authErrs,
 			Query: []QueryParam{{"status", "PENDING, SIGNED, REVOKED or EXPIRED"}, {"cursor", "next_cursor of the previous page"},
 				{"limit", "page size, default 20, at most 100"}}},
 		{Method: "GET", Path: "/v1/agreements/{id}", OperationID: "getAgreement", Tags: tags, Auth: true, Signed: true,
@@ -81,7 +81,7 @@ func (v *V1) createAgreement(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req agreement.CreateRequest
+	var req agreement.Request
 	if !decodeBody(w, r, &req) {
 		return
 	}

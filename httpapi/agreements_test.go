@@ -19,10 +19,10 @@ import (
 // service's (tested in package agreement), here only what the adapter does.
 type fakeAgreements struct {
 	byNo map[string]agreement.Agreement
-	reqs map[string]agreement.CreateRequest
+	reqs map[string]agreement.Request
 }
 
-func (f *fakeAgreements) Create(_ context.Context, mch string, req agreement.CreateRequest) (agreement.Agreement, bool, error) {
+func (f *fakeAgreements) Create(_ context.Context, mch string, req agreement.Request) (agreement.Agreement, bool, error) {
 	if req.DailyLimit < 0 {
 		return agreement.Agreement{}, false, paygate.EField(paygate.CodeAmountNotPositive, "daily_limit", "must be positive")
 	}
@@ -53,11 +53,11 @@ func (f *fakeAgreements) GetByOutAgreementNo(_ context.Context, mch, no string) 
 	return agreement.Agreement{}, paygate.E(paygate.CodeNotFound, "agreement not found")
 }
 
-func (f *fakeAgreements) List(_ context.Context, mch string, req agreement.ListRequest) (agreement.Page, error) {
+func (f *fakeAgreements) List(_ context.Context, mch string, req agreement.ListRequest) (agreement.Listing, error) {
 	if req.Status != "" && !req.Status.Valid() {
-		return agreement.Page{}, paygate.EField(paygate.CodeInvalidArgument, "status", "unknown status")
+		return agreement.Listing{}, paygate.EField(paygate.CodeInvalidArgument, "status", "unknown status")
 	}
-	return agreement.Page{}, nil
+	return agreement.Listing{}, nil
 }
 
 func (f *fakeAgreements) Revoke(ctx context.Context, mch, id string) (agreement.Agreement, error) {
@@ -79,7 +79,7 @@ func (f *fakeAgreements) Charge(ctx context.Context, mch, id string, req agreeme
 func agreementServer(t *testing.T) http.Handler {
 	mux := http.NewServeMux()
 	(&httpapi.V1{Orders: &fakeOrders{created: map[string]payment.Order{}}, Notifications: fakeNotifications{},
-		Agreements: &fakeAgreements{byNo: map[string]agreement.Agreement{}, reqs: map[string]agreement.CreateRequest{}}, Authenticate: asMerchant}).Register(mux)
+		Agreements: &fakeAgreements{byNo: map[string]agreement.Agreement{}, reqs: map[string]agreement.Request{}}, Authenticate: asMerchant}).Register(mux)
 	return mux
 }
 
