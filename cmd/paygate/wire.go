@@ -42,6 +42,7 @@ type platform struct {
 	ledgerSvc     ledger.Service // ledger behind the metrics wrapper
 	merchants     *merchant.Service
 	payments      *payment.Service
+	refundBatches *payment.BatchRefunds // batch refunds, each line through payments' Refund
 	notifications *notify.Service
 	worker        *notify.Worker
 	customers     *customer.Service
@@ -163,6 +164,15 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 		return nil, err
 	}
 	p.payments = svc
+	p.refundBatches, err = payment.NewBatchRefunds(payment.BatchConfig{Payments: svc, Store: db.RefundBatches(), Clock: w.Clock,
+		Logger: log, Kick: func() {
+			if p.worker != nil {
+				p.worker.Kick()
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
 	p.notifications = notify.NewService(db.Notify(), w.Clock)
 	p.worker, err = notify.NewWorker(db.Notify(), merchants, w.Clock, notify.Options{Logger: log, Timeout: w.NotifyTimeout})
 	if err != nil {
@@ -170,7 +180,7 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 	}
 	auth := httpapi.AuthConfig{Verifier: merchants, Clock: w.Clock}
 	v1 := &httpapi.V1{
-		Orders: svc, Notifications: p.notifications, Refunds: svc,
+		Orders: svc, Notifications: p.notifications, Refunds: svc, RefundBatches: p.refundBatches,
 		Certificates: httpapi.CertificatesHandler(merchants),
 		Authenticate: auth.Wrap,
 		Sign:         func(h http.Handler) http.Handler { return httpapi.SignResponses(merchants, h) },
@@ -325,6 +335,12 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 	// order-expiry ticker (charges check the dates themselves too).
 	every(iv.CloseOrders, func(c <-chan time.Time) {
 		runBatches(ctx, "expired agreements", p.agreements.ExpireDue, c, 100, 100, p.log)
+	})
+	// Refund batches: the worker starts as soon as a batch is accepted
+	// (Ticks wakes it) and looks again on the reconcile ticker for lines
+	// left by a worker that died or met a transient fault.
+	every(iv.Reconcile, func(c <-chan time.Time) {
+		runBatches(ctx, "refund batch items", p.refundBatches.ProcessRefundBatches, p.refundBatches.Ticks(ctx, c), 100, 100, p.log)
 	})
 	// Payouts: the worker pays accepted items as soon as a batch is
 	// accepted (kicked) and on its own ticker, which also asks the
