@@ -90,13 +90,13 @@ func (h *Handler) showSign(w http.ResponseWriter, r *http.Request, status int, m
 		return
 	}
 	v := signView{Title: "Agreement with " + p.MerchantName, Page: p, Message: msg, Challenge: ch,
-		PerPayment: "no limit of its own", Daily: "no limit of its own", Until: "Until you or the merchant revoke it",
+		PerPayment: "No limit of its own per payment", Daily: "No limit of its own per day", Until: "Until you or the merchant revoke it",
 		SignBy: p.SignExpireTime.In(shanghai).Format("2006-01-02 15:04")}
 	if p.PerPaymentLimit > 0 {
-		v.PerPayment = string(p.Currency) + " " + FormatAmount(p.PerPaymentLimit, p.Currency)
+		v.PerPayment = "At most " + string(p.Currency) + " " + FormatAmount(p.PerPaymentLimit, p.Currency) + " a payment"
 	}
 	if p.DailyLimit > 0 {
-		v.Daily = string(p.Currency) + " " + FormatAmount(p.DailyLimit, p.Currency)
+		v.Daily = "At most " + string(p.Currency) + " " + FormatAmount(p.DailyLimit, p.Currency) + " a day"
 	}
 	if p.EndDate != "" {
 		v.Until = "Until " + string(p.EndDate) + " (last day), unless revoked earlier"

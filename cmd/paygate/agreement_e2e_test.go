@@ -149,12 +149,16 @@ func TestEndToEndAgreement(t *testing.T) {
 		require.Contains(t, body, `id="sign-confirm"`)
 		require.NotContains(t, body, "6288880000000013", "never the card number")
 		cardID := agCardRE.FindStringSubmatch(body)[1]
-		_, err = e.p.smsWorker.RunOnce(ctx)
-		require.NoError(t, err)
-		sms, ok, err := e.p.db.SMSInbox().Latest(ctx, agSandboxN)
-		require.NoError(t, err)
-		require.True(t, ok)
-		code := sms.Code()
+		// The SMS job may be sending it already: wait for the sandbox inbox.
+		code := ""
+		require.Eventually(t, func() bool {
+			_, err := e.p.smsWorker.RunOnce(ctx)
+			require.NoError(t, err)
+			sms, ok, err := e.p.db.SMSInbox().Latest(ctx, agSandboxN)
+			require.NoError(t, err)
+			code = sms.Code()
+			return ok
+		}, 10*time.Second, 10*time.Millisecond, "no SMS code")
 		wrong := fmt.Sprintf("%06d", (int(code[0]-'0')*100000+1)%1_000_000)
 		if wrong == code {
 			wrong = "999999"
