@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ type fixture struct {
 	logs    *logBuffer
 	ctx     context.Context
 	mch     paygate.Merchant
-	kicks   int
+	kicks   atomic.Int64
 
 	alice, bob, carol customer.Customer
 	bobCard           customer.Card
@@ -97,7 +98,7 @@ func newFixture(t testing.TB, db *store.DB, funds int64) *fixture {
 	require.NoError(t, err)
 	f.svc, err = payout.New(payout.Config{Store: db.Payouts(), Customers: f.cus, Books: f.led, Clock: f.clock, Keyring: kr,
 		Logger: log, Payouts: f.channel, InterbankScenario: customer.SandboxInterbankOutcome, QueryInterval: time.Second,
-		Kick: func() { f.kicks++ }})
+		Kick: func() { f.kicks.Add(1) }})
 	require.NoError(t, err)
 
 	f.alice = f.register(t, alicePhone)

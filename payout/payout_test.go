@@ -47,7 +47,7 @@ func TestBatchFlow(t *testing.T) {
 		p, replay, err := f.svc.Submit(f.ctx, f.mch, req)
 		require.NoError(t, err)
 		require.False(t, replay)
-		require.Equal(t, 1, f.kicks, "the worker is kicked")
+		require.Equal(t, int64(1), f.kicks.Load(), "the worker is kicked")
 		require.Equal(t, payout.BatchProcessing, p.Status)
 		require.Equal(t, 14, p.TotalCount)
 		require.Equal(t, 4, p.AcceptedCount)
