@@ -234,6 +234,9 @@ func (s *Service) ensureAccounts(ctx context.Context, ch, mch string, cur paygat
 //     becomes SUCCESS; journal channel clearing → merchant pending (total)
 //     and merchant pending → platform fee (the merchant's fee, when not 0),
 //     transfer ids "pay_"+order id and "fee_"+order id; TRANSACTION.SUCCESS.
+//     An order with capture method MANUAL becomes AUTHORIZED instead: the
+//     journal is a hold ("pay_"+order id, pending) and no fee;
+//     TRANSACTION.AUTHORIZED (see Capture).
 //   - SUCCESS paid at or after time_expire of a still open order: the order
 //     is closed as EXPIRED (TRANSACTION.CLOSED) and the payment is late.
 //   - SUCCESS for a closed or already paid order: the attempt is recorded
@@ -332,7 +335,7 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 				return err
 			}
 		}
-		if to, _ := next(o.Status, TriggerPaid); to == StatusSuccess && o.Status.Open() {
+		if to, _ := next(o.Status, payTrigger(o)); o.Status.Open() && (to == StatusSuccess || to == StatusAuthorized) {
 			out, err = s.paid(ctx, tx, m, o, at, paidAt, now, fromAccount(at))
 			return err
 		}
@@ -364,10 +367,14 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 	return s.view(out), nil
 }
 
-// paid books a successful payment to its open order.
+// paid books a successful payment to its open order (an authorization
+// when the order's capture method is MANUAL: see authorized).
 // from is the ledger account the money comes from: the channel's clearing
 // account, or the payer's own account for ChannelOnUs.
 func (s *Service) paid(ctx context.Context, tx Tx, m paygate.Merchant, o Order, at Attempt, paidAt, now time.Time, from string) (Order, error) {
+	if o.CaptureMethod == CaptureManual {
+		return s.authorized(ctx, tx, o, at, paidAt, now, from)
+	}
 	fee := m.Fee(at.Amount)
 	o.Status, o.SuccessTime, o.Amount.PayerTotal, o.Fee = StatusSuccess, paidAt, at.Amount, fee
 	o.TransactionID, o.Channel, o.ChannelTradeNo, o.UpdateTime = at.ID, at.Channel, at.ChannelTradeNo, now

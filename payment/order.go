@@ -37,6 +37,11 @@ const (
 	// became of it); more refunds may follow while the amount refunded or
 	// in progress is below the amount paid. Like WeChat Pay's "REFUND".
 	StatusRefund Status = "REFUND"
+	// StatusAuthorized: an order created with capture_method MANUAL was
+	// paid and its money is held (a ledger hold) until the merchant
+	// captures all or part of it (then SUCCESS), voids it, or
+	// capture_before passes (then CLOSED). See Service.Capture.
+	StatusAuthorized Status = "AUTHORIZED"
 )
 
 // Open reports whether an order in status s may still be paid or closed:
@@ -46,7 +51,7 @@ func (s Status) Open() bool { return s == StatusNotPay || s == StatusPayError }
 // Valid reports whether s is one of the order statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case StatusNotPay, StatusPayError, StatusSuccess, StatusClosed, StatusRefund:
+	case StatusNotPay, StatusPayError, StatusSuccess, StatusClosed, StatusRefund, StatusAuthorized:
 		return true
 	}
 	return false
@@ -56,6 +61,27 @@ func (s Status) Valid() bool {
 const (
 	CloseMerchant = "MERCHANT" // the merchant closed it
 	CloseExpired  = "EXPIRED"  // time_expire passed
+	// CloseVoided: the merchant voided the order's authorization; the
+	// held money went back to the payer.
+	CloseVoided = "VOIDED"
+	// CloseAuthorizationExpired: capture_before passed without a capture;
+	// the held money went back to the payer (ExpireAuthorizations).
+	CloseAuthorizationExpired = "AUTHORIZATION_EXPIRED"
+)
+
+// CaptureMethod says when a paid order's money goes to the merchant, as
+// Stripe's capture_method.
+type CaptureMethod string
+
+// Capture methods.
+const (
+	// CaptureAutomatic: the payment is the merchant's at once (SUCCESS).
+	// The default.
+	CaptureAutomatic CaptureMethod = "AUTOMATIC"
+	// CaptureManual: the payment only authorizes: the money is held
+	// (AUTHORIZED) until the merchant captures or voids it, or the
+	// authorization expires.
+	CaptureManual CaptureMethod = "MANUAL"
 )
 
 // Review says why a successful payment could not be booked to its order and
@@ -77,6 +103,7 @@ const (
 	EventClosed           = "TRANSACTION.CLOSED"            // the order was closed (merchant or expiry)
 	EventLatePayment      = "TRANSACTION.LATE_PAYMENT"      // money arrived for a closed order; held for review
 	EventDuplicatePayment = "TRANSACTION.DUPLICATE_PAYMENT" // money arrived twice for one order; the extra held for review
+	EventAuthorized       = "TRANSACTION.AUTHORIZED"        // a manual-capture order was paid; its money is held for capture
 	OriginalType          = "transaction"
 )
 
@@ -95,11 +122,16 @@ const (
 const PrefixAttempt = "pay_"
 
 // Amount is an order's amount as the API shows it: integer minor units.
-// PayerTotal is what the payer paid, set once the order is paid.
+// PayerTotal is what the payer paid, set once the order is paid (for a
+// manual-capture order: once captured, the amount captured). Authorized is
+// what a manual-capture order's authorization held, Captured what the
+// merchant captured of it (the rest went back to the payer).
 type Amount struct {
 	Total      int64            `json:"total"`
 	Currency   paygate.Currency `json:"currency"`
 	PayerTotal int64            `json:"payer_total,omitempty"`
+	Authorized int64            `json:"authorized,omitempty"`
+	Captured   int64            `json:"captured,omitempty"`
 }
 
 // Order is the unified order, with JSON as the open API shows it (and as
@@ -122,9 +154,16 @@ type Order struct {
 	CloseTime      time.Time         `json:"close_time,omitzero"`
 	CloseReason    string            `json:"close_reason,omitempty"`
 	TransactionID  string            `json:"transaction_id,omitempty"` // the attempt that paid it
-	Channel        string            `json:"channel,omitempty"`
-	ChannelTradeNo string            `json:"channel_trade_no,omitempty"`
-	Sandbox        bool              `json:"sandbox"`
+	// CaptureMethod is AUTOMATIC or MANUAL (pre-authorization).
+	CaptureMethod CaptureMethod `json:"capture_method" enum:"AUTOMATIC,MANUAL"`
+	// AuthorizeTime is when a manual-capture order was paid (authorized);
+	// CaptureBefore is when its authorization expires: a capture must
+	// come before it.
+	AuthorizeTime  time.Time `json:"authorize_time,omitzero"`
+	CaptureBefore  time.Time `json:"capture_before,omitzero"`
+	Channel        string    `json:"channel,omitempty"`
+	ChannelTradeNo string    `json:"channel_trade_no,omitempty"`
+	Sandbox        bool      `json:"sandbox"`
 	// CheckoutURL is the hosted checkout page; CodeURL is the payload of a
 	// QR code that opens it. Both are set while the order is open and
 	// Config.CheckoutBaseURL is configured.
@@ -185,6 +224,10 @@ type CreateRequest struct {
 	Attach         string            `json:"attach,omitempty"`
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	PaymentMethods []string          `json:"payment_methods,omitempty"`
+	// CaptureMethod is AUTOMATIC (the default when empty) or MANUAL: the
+	// payment only authorizes, and the merchant captures it later
+	// (Service.Capture).
+	CaptureMethod CaptureMethod `json:"capture_method,omitempty" enum:"AUTOMATIC,MANUAL"`
 }
 
 // AmountRequest is the amount of a CreateRequest. An empty Currency means

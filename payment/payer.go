@@ -66,7 +66,7 @@ func (s *Service) payableOrder(ctx context.Context, orderID string) (paygate.Mer
 // Errors: CodeConflict saying which.
 func (s *Service) startable(ctx context.Context, tx Tx, o Order, p Payer) error {
 	if _, refused := next(o.Status, TriggerPay); refused {
-		if o.Status == StatusSuccess || o.Status == StatusRefund {
+		if o.Status == StatusSuccess || o.Status == StatusRefund || o.Status == StatusAuthorized {
 			return paygate.E(paygate.CodeConflict, "the order is already paid")
 		}
 		return paygate.E(paygate.CodeConflict, "an order in status %s cannot be paid", o.Status)

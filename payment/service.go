@@ -78,8 +78,16 @@ type Config struct {
 	// Default 5s, 30s, 1m, 2m, 5m, 10m, 30m, 1h.
 	RefundQueryBackoff []time.Duration
 	// AttemptFailed gives back the limit usage of a checkout payment that
-	// failed (the checkout sets it); nil does nothing.
+	// failed (the checkout sets it); nil does nothing. It also gives back
+	// the part of a manual-capture payment's usage its authorization
+	// released (void, expiry, or the rest of a partial capture): Amount is
+	// then the part released.
 	AttemptFailed AttemptFailed
+	// AuthorizationPeriod is how long a manual-capture order's
+	// authorization holds the payer's money before ExpireAuthorizations
+	// releases it (capture_before = authorization time + this). Whole
+	// seconds; default DefaultAuthorizationPeriod (7 days).
+	AuthorizationPeriod time.Duration
 	// Kick, when set, is called after a transaction that queued a merchant
 	// notification commits (the notification worker's Kick), so it leaves
 	// at once instead of at the worker's next tick.
@@ -129,6 +137,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.AuthorizationPeriod == 0 {
+		cfg.AuthorizationPeriod = DefaultAuthorizationPeriod
+	}
+	if cfg.AuthorizationPeriod < time.Second || cfg.AuthorizationPeriod%time.Second != 0 {
+		return nil, paygate.E(paygate.CodeInvalidArgument, "payment: AuthorizationPeriod must be a positive whole number of seconds")
 	}
 	if cfg.MaxAmount < 0 || cfg.DefaultExpire < 0 || cfg.MaxExpire < cfg.DefaultExpire {
 		return nil, paygate.E(paygate.CodeInvalidArgument, "payment: limits must be positive and MaxExpire at least DefaultExpire")
@@ -279,11 +293,15 @@ func (s *Service) newOrder(m paygate.Merchant, req CreateRequest, now time.Time)
 	if err := checkMethods(req.PaymentMethods); err != nil {
 		return Order{}, err
 	}
+	capture, err := checkCaptureMethod(req.CaptureMethod)
+	if err != nil {
+		return Order{}, err
+	}
 	o := Order{
 		ID: paygate.NewID(paygate.PrefixOrder), MerchantID: m.ID, OutTradeNo: req.OutTradeNo, Description: req.Description,
 		Amount: Amount{Total: req.Amount.Total, Currency: cur}, Status: StatusNotPay,
 		NotifyURL: req.NotifyURL, ReturnURL: req.ReturnURL, Attach: req.Attach,
-		TimeExpire: expire, CreateTime: now, UpdateTime: now, Sandbox: m.Sandbox(),
+		TimeExpire: expire, CreateTime: now, UpdateTime: now, Sandbox: m.Sandbox(), CaptureMethod: capture,
 	}
 	if len(req.Metadata) > 0 {
 		o.Metadata = req.Metadata
@@ -304,8 +322,12 @@ func requestHash(o Order, expireGiven bool) string {
 	if expireGiven {
 		expire = o.TimeExpire.UnixMicro()
 	}
-	b, _ := json.Marshal([]any{o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency, o.NotifyURL, o.ReturnURL,
-		expire, o.Attach, o.Metadata, o.PaymentMethods})
+	fields := []any{o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency, o.NotifyURL, o.ReturnURL,
+		expire, o.Attach, o.Metadata, o.PaymentMethods}
+	if o.CaptureMethod == CaptureManual { // only then: orders from before manual capture keep their hash
+		fields = append(fields, o.CaptureMethod)
+	}
+	b, _ := json.Marshal(fields)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -332,6 +354,8 @@ func diffField(prev, o Order, req CreateRequest) string {
 		return "metadata"
 	case strings.Join(prev.PaymentMethods, ",") != strings.Join(o.PaymentMethods, ","):
 		return "payment_methods"
+	case prev.CaptureMethod != o.CaptureMethod:
+		return "capture_method"
 	}
 	return "time_expire" // present in one request only
 }
@@ -504,7 +528,8 @@ func (s *Service) List(ctx context.Context, merchantID string, req ListRequest) 
 // Close closes the merchant's unpaid order (NOTPAY or PAYERROR) and tells
 // the merchant (TRANSACTION.CLOSED). Closing a closed order returns it
 // unchanged. A payment confirmed afterwards is held for review (see
-// Confirm). Errors: CodeNotFound, CodeConflict when the order is paid.
+// Confirm). Errors: CodeNotFound, CodeConflict when the order is paid or
+// AUTHORIZED (an authorization is voided, not closed: see Void).
 func (s *Service) Close(ctx context.Context, merchantID, orderID string) (Order, error) {
 	var out Order
 	err := s.store.InTx(ctx, func(tx Tx) error {
@@ -517,6 +542,9 @@ func (s *Service) Close(ctx context.Context, merchantID, orderID string) (Order,
 		}
 		to, refused := next(o.Status, TriggerClose)
 		if refused {
+			if o.Status == StatusAuthorized {
+				return paygate.E(paygate.CodeConflict, "an authorized order is not closed but voided (POST /v1/orders/{id}/void) or captured")
+			}
 			return paygate.E(paygate.CodeConflict, "an order in status %s cannot be closed", o.Status)
 		}
 		out = o

@@ -32,6 +32,10 @@ type Tx interface {
 	// whose time_expire is at or before now, oldest expiry first, skipping
 	// rows other transactions hold (PostgreSQL).
 	LockExpiredOrders(ctx context.Context, now time.Time, limit int) ([]Order, error)
+	// LockExpiredAuthorizations locks up to limit AUTHORIZED orders whose
+	// capture_before is at or before now, earliest first, skipping rows
+	// other transactions hold (PostgreSQL).
+	LockExpiredAuthorizations(ctx context.Context, now time.Time, limit int) ([]Order, error)
 
 	// InsertAttempt inserts a new attempt.
 	InsertAttempt(ctx context.Context, a Attempt) error

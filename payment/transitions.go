@@ -18,13 +18,23 @@ const (
 	TriggerExpire Trigger = "expire"
 	// TriggerRefund: the merchant requested a refund (Service.Refund).
 	TriggerRefund Trigger = "refund"
+	// TriggerAuthorized: a channel confirmed a payment, made before
+	// time_expire, of an order with capture_method MANUAL.
+	TriggerAuthorized Trigger = "authorized"
+	// TriggerCapture: the merchant captured the authorization (Capture).
+	TriggerCapture Trigger = "capture"
+	// TriggerVoid: the merchant voided the authorization (Void).
+	TriggerVoid Trigger = "void"
+	// TriggerAuthExpire: capture_before passed (ExpireAuthorizations).
+	TriggerAuthExpire Trigger = "auth_expire"
 )
 
 // Triggers lists every trigger.
-var Triggers = []Trigger{TriggerPay, TriggerPaid, TriggerFailed, TriggerClose, TriggerExpire, TriggerRefund}
+var Triggers = []Trigger{TriggerPay, TriggerPaid, TriggerFailed, TriggerClose, TriggerExpire, TriggerRefund,
+	TriggerAuthorized, TriggerCapture, TriggerVoid, TriggerAuthExpire}
 
 // Statuses lists every order status.
-var Statuses = []Status{StatusNotPay, StatusPayError, StatusSuccess, StatusClosed, StatusRefund}
+var Statuses = []Status{StatusNotPay, StatusPayError, StatusSuccess, StatusClosed, StatusRefund, StatusAuthorized}
 
 // Transition is one row of the order state machine: in status From,
 // trigger On leads to status To, or is refused with CodeConflict when
@@ -46,6 +56,10 @@ var transitions = []Transition{
 	{StatusNotPay, TriggerClose, StatusClosed, false},
 	{StatusNotPay, TriggerExpire, StatusClosed, false},
 	{StatusNotPay, TriggerRefund, StatusNotPay, true},
+	{StatusNotPay, TriggerAuthorized, StatusAuthorized, false},
+	{StatusNotPay, TriggerCapture, StatusNotPay, true},
+	{StatusNotPay, TriggerVoid, StatusNotPay, true},
+	{StatusNotPay, TriggerAuthExpire, StatusNotPay, false},
 
 	{StatusPayError, TriggerPay, StatusPayError, false},
 	{StatusPayError, TriggerPaid, StatusSuccess, false},
@@ -53,6 +67,10 @@ var transitions = []Transition{
 	{StatusPayError, TriggerClose, StatusClosed, false},
 	{StatusPayError, TriggerExpire, StatusClosed, false},
 	{StatusPayError, TriggerRefund, StatusPayError, true},
+	{StatusPayError, TriggerAuthorized, StatusAuthorized, false},
+	{StatusPayError, TriggerCapture, StatusPayError, true},
+	{StatusPayError, TriggerVoid, StatusPayError, true},
+	{StatusPayError, TriggerAuthExpire, StatusPayError, false},
 
 	{StatusSuccess, TriggerPay, StatusSuccess, true},
 	{StatusSuccess, TriggerPaid, StatusSuccess, false}, // a second payment: held for review
@@ -60,6 +78,10 @@ var transitions = []Transition{
 	{StatusSuccess, TriggerClose, StatusSuccess, true},
 	{StatusSuccess, TriggerExpire, StatusSuccess, false},
 	{StatusSuccess, TriggerRefund, StatusRefund, false},
+	{StatusSuccess, TriggerAuthorized, StatusSuccess, false}, // a second payment: held for review
+	{StatusSuccess, TriggerCapture, StatusSuccess, true},
+	{StatusSuccess, TriggerVoid, StatusSuccess, true},
+	{StatusSuccess, TriggerAuthExpire, StatusSuccess, false},
 
 	{StatusClosed, TriggerPay, StatusClosed, true},
 	{StatusClosed, TriggerPaid, StatusClosed, false}, // a late payment: held for review
@@ -67,13 +89,32 @@ var transitions = []Transition{
 	{StatusClosed, TriggerClose, StatusClosed, false}, // idempotent
 	{StatusClosed, TriggerExpire, StatusClosed, false},
 	{StatusClosed, TriggerRefund, StatusClosed, true},
+	{StatusClosed, TriggerAuthorized, StatusClosed, false}, // a late payment: held for review
+	{StatusClosed, TriggerCapture, StatusClosed, true},
+	{StatusClosed, TriggerVoid, StatusClosed, true},
+	{StatusClosed, TriggerAuthExpire, StatusClosed, false},
 
 	{StatusRefund, TriggerPay, StatusRefund, true},
 	{StatusRefund, TriggerPaid, StatusRefund, false}, // a second payment: held for review
 	{StatusRefund, TriggerFailed, StatusRefund, false},
 	{StatusRefund, TriggerClose, StatusRefund, true},
 	{StatusRefund, TriggerExpire, StatusRefund, false},
-	{StatusRefund, TriggerRefund, StatusRefund, false}, // another refund, within the amount paid
+	{StatusRefund, TriggerRefund, StatusRefund, false},     // another refund, within the amount paid
+	{StatusRefund, TriggerAuthorized, StatusRefund, false}, // a second payment: held for review
+	{StatusRefund, TriggerCapture, StatusRefund, true},
+	{StatusRefund, TriggerVoid, StatusRefund, true},
+	{StatusRefund, TriggerAuthExpire, StatusRefund, false},
+
+	{StatusAuthorized, TriggerPay, StatusAuthorized, true},
+	{StatusAuthorized, TriggerPaid, StatusAuthorized, false}, // a second payment: held for review
+	{StatusAuthorized, TriggerFailed, StatusAuthorized, false},
+	{StatusAuthorized, TriggerClose, StatusAuthorized, true}, // void it instead
+	{StatusAuthorized, TriggerExpire, StatusAuthorized, false},
+	{StatusAuthorized, TriggerRefund, StatusAuthorized, true},      // nothing captured yet: void, or capture less
+	{StatusAuthorized, TriggerAuthorized, StatusAuthorized, false}, // a second payment: held for review
+	{StatusAuthorized, TriggerCapture, StatusSuccess, false},
+	{StatusAuthorized, TriggerVoid, StatusClosed, false},
+	{StatusAuthorized, TriggerAuthExpire, StatusClosed, false},
 }
 
 // Transitions returns the order state machine, one row per (status,

@@ -65,7 +65,22 @@ func TestStateMachine(t *testing.T) {
 		for i, tr := range payment.Transitions() {
 			name := fmt.Sprintf("%s+%s", tr.From, tr.On)
 			no := fmt.Sprintf("sm_%04d", i)
-			o := f.create(t, mchA, no)
+			// Authorization rows run on manual-capture orders, whose
+			// payment authorizes and whose SUCCESS is a full capture.
+			manual := tr.From == payment.StatusAuthorized || tr.On == payment.TriggerAuthorized || tr.On == payment.TriggerCapture ||
+				tr.On == payment.TriggerVoid || tr.On == payment.TriggerAuthExpire
+			req := request(no)
+			if manual {
+				req.CaptureMethod = payment.CaptureManual
+			}
+			o, _, err := f.svc.Create(f.ctx, mchA, req)
+			require.NoError(t, err)
+			capture := func() {
+				if manual {
+					_, err := f.svc.Capture(f.ctx, mchA, o.ID, payment.CaptureRequest{})
+					require.NoError(t, err, name)
+				}
+			}
 			// The in-flight attempt that "paid" and "failed" confirm: the
 			// channel accepted it and will not call back.
 			x := f.pay(t, mchA, o.ID, "timeout")
@@ -76,23 +91,27 @@ func TestStateMachine(t *testing.T) {
 			case payment.StatusSuccess:
 				f.pay(t, mchA, o.ID, "success")
 				f.settle(2 * time.Second)
+				capture()
+			case payment.StatusAuthorized:
+				f.pay(t, mchA, o.ID, "success")
+				f.settle(2 * time.Second)
 			case payment.StatusClosed:
 				_, err := f.svc.Close(f.ctx, mchA, o.ID)
 				require.NoError(t, err)
 			case payment.StatusRefund:
 				f.pay(t, mchA, o.ID, "success")
 				f.settle(2 * time.Second)
+				capture()
 				f.refund(t, mchA, refundReq(f.get(t, mchA, o.ID), no+"_r1", 5_000))
 			}
 			o = f.get(t, mchA, o.ID)
 			require.Equal(t, tr.From, o.Status, name)
 			evsBefore := len(f.events(t, o.ID))
 
-			var err error
 			switch tr.On {
 			case payment.TriggerPay:
 				_, err = f.svc.SandboxPay(f.ctx, mchA, o.ID, "success")
-			case payment.TriggerPaid:
+			case payment.TriggerPaid, payment.TriggerAuthorized:
 				_, err = f.svc.Confirm(f.ctx, channel.Result{Channel: sim.Name, ChannelTradeNo: x.ChannelTradeNo, AttemptID: x.ID,
 					OrderID: o.ID, Status: channel.StatusSuccess, Amount: x.Amount, Currency: x.Currency, PaidAt: f.clock.Now()})
 			case payment.TriggerFailed:
@@ -105,11 +124,22 @@ func TestStateMachine(t *testing.T) {
 				_, err = f.svc.CloseExpired(f.ctx, 1000)
 			case payment.TriggerRefund:
 				_, _, err = f.svc.Refund(f.ctx, mchA, refundReq(o, no+"_r2", 5_000))
+			case payment.TriggerCapture:
+				_, err = f.svc.Capture(f.ctx, mchA, o.ID, payment.CaptureRequest{})
+			case payment.TriggerVoid:
+				_, err = f.svc.Void(f.ctx, mchA, o.ID)
+			case payment.TriggerAuthExpire:
+				f.clock.Set(t0.Add(payment.DefaultAuthorizationPeriod + time.Hour))
+				_, err = f.svc.ExpireAuthorizations(f.ctx, 1000)
 			}
 			got := f.get(t, mchA, o.ID)
 			require.Equal(t, tr.To, got.Status, name)
 			if tr.Refused {
-				requireCode(t, err, paygate.CodeConflict, name)
+				want := paygate.CodeConflict
+				if (tr.On == payment.TriggerCapture || tr.On == payment.TriggerVoid) && !tr.From.Open() && tr.From != payment.StatusClosed {
+					want = paygate.CodeAlreadyResolved // captured before
+				}
+				requireCode(t, err, want, name)
 				require.Len(t, f.events(t, o.ID), evsBefore, "%s: a refused trigger notifies nobody", name)
 			} else {
 				require.NoError(t, err, name)
@@ -118,19 +148,41 @@ func TestStateMachine(t *testing.T) {
 			newEvents := eventTypes(f.events(t, o.ID)[evsBefore:])
 			xa := f.attempt(t, x.ID)
 			susp := f.transfers(t, "susp_"+x.ID)
+			confirmed := tr.On == payment.TriggerPaid || tr.On == payment.TriggerAuthorized
 			switch {
 			case tr.Refused:
-			case tr.On == payment.TriggerPaid && tr.From.Open():
+			case confirmed && tr.From.Open() && manual:
+				require.Equal(t, []string{payment.EventAuthorized}, newEvents, name)
+				require.Equal(t, x.ID, got.TransactionID, name)
+				hold := f.transfers(t, "pay_"+o.ID)
+				require.Len(t, hold, 1, name)
+				require.Equal(t, ledger.HoldPending, hold[0].HoldStatus, name)
+				require.Equal(t, int64(10_000), got.Amount.Authorized, name)
+				require.Zero(t, got.Amount.PayerTotal, name)
+				require.Empty(t, susp, name)
+			case tr.On == payment.TriggerCapture:
+				require.Equal(t, []string{payment.EventSuccess}, newEvents, name)
+				require.Equal(t, int64(10_000), got.Amount.Captured, name)
+				require.Len(t, f.transfers(t, "cap_"+o.ID), 1, name)
+			case tr.On == payment.TriggerVoid || (tr.On == payment.TriggerAuthExpire && tr.From == payment.StatusAuthorized):
+				require.Equal(t, []string{payment.EventClosed}, newEvents, name)
+				want := payment.CloseVoided
+				if tr.On == payment.TriggerAuthExpire {
+					want = payment.CloseAuthorizationExpired
+				}
+				require.Equal(t, want, got.CloseReason, name)
+				require.Len(t, f.transfers(t, "void_"+o.ID), 1, name)
+			case confirmed && tr.From.Open():
 				require.Equal(t, []string{payment.EventSuccess}, newEvents, name)
 				require.Equal(t, x.ID, got.TransactionID, name)
 				require.Len(t, f.transfers(t, "pay_"+o.ID), 1, name)
 				require.Empty(t, susp, name)
-			case tr.On == payment.TriggerPaid && (tr.From == payment.StatusSuccess || tr.From == payment.StatusRefund):
+			case confirmed && (tr.From == payment.StatusSuccess || tr.From == payment.StatusRefund || tr.From == payment.StatusAuthorized):
 				require.Equal(t, []string{payment.EventDuplicatePayment}, newEvents, name)
 				require.Equal(t, payment.ReviewAlreadyPaid, xa.Review, name)
 				require.Len(t, susp, 1, name)
 				require.NotEqual(t, x.ID, got.TransactionID, "%s: the first payment keeps the order", name)
-			case tr.On == payment.TriggerPaid && tr.From == payment.StatusClosed:
+			case confirmed && tr.From == payment.StatusClosed:
 				require.Equal(t, []string{payment.EventLatePayment}, newEvents, name)
 				require.Equal(t, payment.ReviewOrderClosed, xa.Review, name)
 				require.Len(t, susp, 1, name)
@@ -155,7 +207,7 @@ func TestStateMachine(t *testing.T) {
 			default:
 				require.Empty(t, newEvents, "%s: no change, no notification", name)
 			}
-			if tr.On != payment.TriggerPaid && tr.On != payment.TriggerFailed {
+			if !confirmed && tr.On != payment.TriggerFailed {
 				require.Equal(t, channel.StatusProcessing, xa.Status, "%s: the in-flight attempt is untouched", name)
 			}
 			f.clock.Set(t0)

@@ -30,7 +30,8 @@ func (s paymentStore) InTx(ctx context.Context, fn func(payment.Tx) error) error
 
 const orderCols = `id, merchant_id, out_trade_no, description, amount, currency, status, notify_url, return_url, attach,
 	metadata, payment_methods, time_expire, sandbox, request_hash, payer_total, fee, transaction_id, channel,
-	channel_trade_no, success_time, close_time, close_reason, created_at, updated_at, settled_at`
+	channel_trade_no, success_time, close_time, close_reason, created_at, updated_at, settled_at,
+	capture_method, authorized_amount, captured_amount, authorize_time, capture_before`
 
 type scanner interface{ Scan(...any) error }
 
@@ -40,13 +41,16 @@ type orderRow struct {
 	cur, status, md, methods                  string
 	expire, success, closed, created, updated int64
 	settled                                   int64
+	capture                                   string
+	authorized, captureBefore                 int64
 }
 
 func (r *orderRow) dest() []any {
 	o := &r.o
 	return []any{&o.ID, &o.MerchantID, &o.OutTradeNo, &o.Description, &o.Amount.Total, &r.cur, &r.status, &o.NotifyURL,
 		&o.ReturnURL, &o.Attach, &r.md, &r.methods, &r.expire, &o.Sandbox, &o.RequestHash, &o.Amount.PayerTotal, &o.Fee,
-		&o.TransactionID, &o.Channel, &o.ChannelTradeNo, &r.success, &r.closed, &o.CloseReason, &r.created, &r.updated, &r.settled}
+		&o.TransactionID, &o.Channel, &o.ChannelTradeNo, &r.success, &r.closed, &o.CloseReason, &r.created, &r.updated, &r.settled,
+		&r.capture, &o.Amount.Authorized, &o.Amount.Captured, &r.authorized, &r.captureBefore}
 }
 
 func (r *orderRow) order() (payment.Order, error) {
@@ -54,6 +58,7 @@ func (r *orderRow) order() (payment.Order, error) {
 	o.Amount.Currency, o.Status = paygate.Currency(r.cur), payment.Status(r.status)
 	o.TimeExpire, o.SuccessTime, o.CloseTime = fromMicros(r.expire), fromMicros(r.success), fromMicros(r.closed)
 	o.CreateTime, o.UpdateTime, o.SettleTime = fromMicros(r.created), fromMicros(r.updated), fromMicros(r.settled)
+	o.CaptureMethod, o.AuthorizeTime, o.CaptureBefore = payment.CaptureMethod(r.capture), fromMicros(r.authorized), fromMicros(r.captureBefore)
 	if r.md != "" {
 		if err := json.Unmarshal([]byte(r.md), &o.Metadata); err != nil {
 			return o, err
@@ -139,12 +144,13 @@ func (tx *Tx) InsertOrder(ctx context.Context, o payment.Order) (bool, error) {
 	if err != nil {
 		return false, paygate.Internal(err)
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO payment_orders (`+orderCols+`) VALUES (`+placeholders(1, 26)+`)
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO payment_orders (`+orderCols+`) VALUES (`+placeholders(1, 31)+`)
 		ON CONFLICT (merchant_id, out_trade_no) DO NOTHING`,
 		o.ID, o.MerchantID, o.OutTradeNo, o.Description, o.Amount.Total, string(o.Amount.Currency), string(o.Status), o.NotifyURL,
 		o.ReturnURL, o.Attach, md, methods, micros(o.TimeExpire), o.Sandbox, o.RequestHash, o.Amount.PayerTotal, o.Fee,
 		o.TransactionID, o.Channel, o.ChannelTradeNo, micros(o.SuccessTime), micros(o.CloseTime), o.CloseReason,
-		micros(o.CreateTime), micros(o.UpdateTime), micros(o.SettleTime))
+		micros(o.CreateTime), micros(o.UpdateTime), micros(o.SettleTime),
+		string(captureMethod(o.CaptureMethod)), o.Amount.Authorized, o.Amount.Captured, micros(o.AuthorizeTime), micros(o.CaptureBefore))
 	if err != nil {
 		return false, wrapDB(err)
 	}
@@ -167,10 +173,12 @@ func (tx *Tx) LockOrder(ctx context.Context, id string) (payment.Order, error) {
 // UpdateOrder implements payment.Tx.
 func (tx *Tx) UpdateOrder(ctx context.Context, o payment.Order) error {
 	res, err := tx.tx.ExecContext(ctx, `UPDATE payment_orders SET status = $1, payer_total = $2, fee = $3, transaction_id = $4,
-		channel = $5, channel_trade_no = $6, success_time = $7, close_time = $8, close_reason = $9, updated_at = $10, settled_at = $11
-		WHERE id = $12`,
+		channel = $5, channel_trade_no = $6, success_time = $7, close_time = $8, close_reason = $9, updated_at = $10, settled_at = $11,
+		authorized_amount = $12, captured_amount = $13, authorize_time = $14, capture_before = $15
+		WHERE id = $16`,
 		string(o.Status), o.Amount.PayerTotal, o.Fee, o.TransactionID, o.Channel, o.ChannelTradeNo, micros(o.SuccessTime),
-		micros(o.CloseTime), o.CloseReason, micros(o.UpdateTime), micros(o.SettleTime), o.ID)
+		micros(o.CloseTime), o.CloseReason, micros(o.UpdateTime), micros(o.SettleTime),
+		o.Amount.Authorized, o.Amount.Captured, micros(o.AuthorizeTime), micros(o.CaptureBefore), o.ID)
 	return affectedOne(res, err, orderNotFound)
 }
 
