@@ -13,10 +13,14 @@ BENCH_FLAGS    ?= --clients 1,4,16,64 --duration 5s --fee-shards 16
 BENCH_API_SQLITE   ?= sqlite:data/bench-api.db
 BENCH_API_POSTGRES ?= postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable
 BENCH_API_FLAGS    ?= --clients 1,4,16 --duration 5s
+# `make bench-refunds` targets (the target creates paygate_bench_refunds).
+BENCH_REFUNDS_SQLITE   ?= sqlite:data/bench-refunds.db
+BENCH_REFUNDS_POSTGRES ?= postgres://postgres@127.0.0.1:5432/paygate_bench_refunds?sslmode=disable
+BENCH_REFUNDS_FLAGS    ?= --clients 1,4,16 --duration 5s --batches 3 --batch-size 1000
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test deps bench bench-ledger bench-api lint fmt build clean
+.PHONY: help run test deps bench bench-ledger bench-api bench-refunds lint fmt build clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +44,10 @@ bench-ledger: ## load the ledger on SQLite and PostgreSQL (BENCH_SQLITE, BENCH_P
 bench-api: ## load the open API on PostgreSQL and SQLite (BENCH_API_POSTGRES, BENCH_API_SQLITE, BENCH_API_FLAGS)
 	-@psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE paygate_bench' >/dev/null 2>&1
 	$(GO) run ./cmd/paygate bench api --db '$(BENCH_API_POSTGRES)' --db '$(BENCH_API_SQLITE)' $(BENCH_API_FLAGS)
+
+bench-refunds: ## single refunds and refund batches over the open API on PostgreSQL and SQLite (BENCH_REFUNDS_POSTGRES, BENCH_REFUNDS_SQLITE, BENCH_REFUNDS_FLAGS)
+	-@psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE paygate_bench_refunds' >/dev/null 2>&1
+	$(GO) run ./cmd/paygate bench refunds --db '$(BENCH_REFUNDS_POSTGRES)' --db '$(BENCH_REFUNDS_SQLITE)' $(BENCH_REFUNDS_FLAGS)
 
 lint: ## check formatting, go vet and go mod tidy
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: needs formatting:"; echo "$$out"; exit 1; fi

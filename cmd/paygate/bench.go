@@ -106,13 +106,17 @@ func parseBenchLedger(args []string, getenv func(string) string, out io.Writer) 
 	return bench.LedgerConfig{DatabaseURLs: dbs, Clients: cs, Duration: duration, FeeShards: feeShards, MaxOpenConns: maxConns}, cfg, nil
 }
 
-// bench runs `paygate bench ledger` and `paygate bench api`.
+// bench runs `paygate bench ledger`, `paygate bench api` and `paygate
+// bench refunds`.
 func (a *app) bench(args []string) int {
 	if len(args) > 0 && args[0] == "api" {
 		return a.benchAPI(args[1:])
 	}
+	if len(args) > 0 && args[0] == "refunds" {
+		return a.benchRefunds(args[1:])
+	}
 	if len(args) == 0 || args[0] != "ledger" {
-		return a.fail(exitUsage, "bench", "want: paygate bench ledger|api [flags] (see paygate help bench ledger)")
+		return a.fail(exitUsage, "bench", "want: paygate bench ledger|api|refunds [flags] (see paygate help bench ledger)")
 	}
 	lc, cfg, err := parseBenchLedger(args[1:], a.getenv, a.stderr)
 	if errors.Is(err, flag.ErrHelp) {
