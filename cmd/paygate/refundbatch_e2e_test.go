@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,9 +34,10 @@ func (e *e2e) waitEvent(t *testing.T, typ string, resource any) client.Notificat
 
 // TestEndToEndRefundBatch drives a refund batch over HTTP with the Go SDK
 // on both stores: orders paid in the sandbox → a batch of good and bad
-// lines accepted at once (202) → a replay (200, same batch) and a reused
-// number (409) → the worker refunds the good lines (through the simulated
-// channel) and fails each bad one alone → FINISHED, queried page by page →
+// lines submitted six times at once (one 202, five 200, one batch) → a
+// replay (200, same batch) and a reused number (409) → the worker refunds
+// the good lines (through the simulated channel) and fails each bad one
+// alone → FINISHED, queried page by page →
 // REFUND.BATCH_FINISHED and REFUND.SUCCESS notifications verified and
 // decrypted → another merchant sees nothing → each out_refund_no refunded
 // once, the ledger balanced.
@@ -71,9 +73,30 @@ func TestEndToEndRefundBatch(t *testing.T) {
 				item("E2E-RB-6", client.Order{ID: "ord_nope", Amount: client.Amount{Total: 1}}, 1), // unknown order
 				item("E2E-RB-7", orders[1], 10_000),                                                // the whole order
 			}}
+		// The same batch six times at once: one batch, one 202.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		statuses, ids := map[int]int{}, map[string]bool{}
+		for range 6 {
+			wg.Go(func() {
+				var got client.RefundBatch
+				status, err := e.client.Do(ctx, "POST", "/v1/refunds/batches", req, &got)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				statuses[status]++
+				ids[got.ID] = true
+			})
+		}
+		wg.Wait()
+		require.Equal(t, map[int]int{202: 1, 200: 5}, statuses)
+		require.Len(t, ids, 1)
 		b, err := e.client.CreateRefundBatch(ctx, req)
 		require.NoError(t, err)
-		require.Equal(t, "PROCESSING", b.Status)
+		require.True(t, ids[b.ID])
 		require.Equal(t, 8, b.TotalCount)
 		require.True(t, strings.HasPrefix(b.ID, "rfb_"))
 		status, err := e.client.Do(ctx, "POST", "/v1/refunds/batches", req, nil)
