@@ -125,6 +125,7 @@ func (s *Service) pay(ctx context.Context, tx Tx, items []Item) ([]Item, error) 
 	now := s.clock.Now().UTC().Truncate(time.Microsecond)
 	var journal []ledger.Transfer
 	var final, submit []Item
+	receives := map[[2]string]bool{} // recipient (customer, card) → may receive; a chunk pays few recipients many times
 	for i := range items {
 		it := &items[i]
 		it.UpdateTime = now
@@ -133,9 +134,14 @@ func (s *Service) pay(ctx context.Context, tx Tx, items []Item) ([]Item, error) 
 			submit = append(submit, *it)
 			continue
 		}
-		ok, err := s.canReceive(ctx, tx, *it)
-		if err != nil {
-			return nil, err
+		key := [2]string{it.RecipientCustomerID, it.RecipientCardID}
+		ok, seen := receives[key]
+		if !seen {
+			var err error
+			if ok, err = s.canReceive(ctx, tx, *it); err != nil {
+				return nil, err
+			}
+			receives[key] = ok
 		}
 		it.FinishTime = now
 		if !ok {
@@ -148,13 +154,11 @@ func (s *Service) pay(ctx context.Context, tx Tx, items []Item) ([]Item, error) 
 		}
 		final = append(final, *it)
 	}
-	if len(journal) > 0 {
-		if _, err := s.books.Apply(ctx, tx, journal); err != nil {
-			if definite(err) {
-				return nil, errJournal{err}
-			}
-			return nil, err
+	if err := s.apply(ctx, tx, journal); err != nil {
+		if definite(err) {
+			return nil, errJournal{err}
 		}
+		return nil, err
 	}
 	if err := tx.UpdateItems(ctx, items); err != nil {
 		return nil, err

@@ -323,10 +323,8 @@ func (s *Service) Submit(ctx context.Context, m paygate.Merchant, req CreateBatc
 		if err := tx.InsertItems(ctx, items); err != nil {
 			return err
 		}
-		if len(holds) > 0 {
-			if _, err := s.books.Apply(ctx, tx, holds); err != nil {
-				return err
-			}
+		if err := s.apply(ctx, tx, holds); err != nil {
+			return err
 		}
 		if out.Status == BatchFinished {
 			return s.finishedEvent(ctx, tx, out)
@@ -407,6 +405,24 @@ func (s *Service) ensureAccounts(ctx context.Context, mch string, cur paygate.Cu
 	}
 	for _, a := range missing {
 		s.accounts.Store(a.ID, true)
+	}
+	return nil
+}
+
+// journalChunk bounds the transfers of one ledger.Apply call: a statement
+// with thousands of parameters costs the embedded SQLite time quadratic in
+// their number to prepare, so a long journal goes in several calls inside
+// the same transaction — they commit or roll back together all the same.
+const journalChunk = 50
+
+// apply applies ts inside tx, journalChunk transfers per call.
+func (s *Service) apply(ctx context.Context, tx Tx, ts []ledger.Transfer) error {
+	for len(ts) > 0 {
+		n := min(len(ts), journalChunk)
+		if _, err := s.books.Apply(ctx, tx, ts[:n]); err != nil {
+			return err
+		}
+		ts = ts[n:]
 	}
 	return nil
 }

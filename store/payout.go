@@ -117,14 +117,14 @@ const payoutItemInsertCols = `id, batch_id, mchid, seq, out_detail_no, amount, c
 	recipient_customer_id, recipient_card_id, recipient_masked, recipient_name, card_enc, card_kid, remark, status,
 	fail_reason, scenario, channel, channel_no, query_count, next_query_at, created_at, updated_at, finished_at`
 
-// InsertItems implements payout.Tx with multi-row inserts of up to 200
-// items. On PostgreSQL an out_detail_no taken by a concurrent transaction
+// InsertItems implements payout.Tx with multi-row inserts of up to 50
+// items (SQLite prepares a statement in time quadratic in its parameters). On PostgreSQL an out_detail_no taken by a concurrent transaction
 // is a unique violation, turned into paygate.ErrRetry; on SQLite writers
 // are serialised, so UsedDetailNos already saw it.
 func (tx *Tx) InsertItems(ctx context.Context, items []payout.Item) error {
 	const width = 26
 	for len(items) > 0 {
-		chunk := items[:min(len(items), 200)]
+		chunk := items[:min(len(items), 50)]
 		items = items[len(chunk):]
 		args := make([]any, 0, width*len(chunk))
 		for _, it := range chunk {
@@ -181,15 +181,33 @@ func (tx *Tx) LockItem(ctx context.Context, id string) (payout.Item, error) {
 		WHERE i.id = $1`+lock, id)
 }
 
-// UpdateItems implements payout.Tx, one statement per item.
+// UpdateItems implements payout.Tx: one UPDATE ... FROM (VALUES ...) per
+// 100 items (round trips dominate a chunk's cost).
 func (tx *Tx) UpdateItems(ctx context.Context, items []payout.Item) error {
-	for _, it := range items {
-		res, err := tx.tx.ExecContext(ctx, `UPDATE payout_items SET status = $1, fail_reason = $2, channel_no = $3,
-			query_count = $4, next_query_at = $5, updated_at = $6, finished_at = $7 WHERE id = $8`,
-			string(it.Status), it.FailReason, nullString(it.ChannelNo), it.QueryCount, nullMicros(it.NextQueryAt),
-			micros(it.UpdateTime), micros(it.FinishTime), it.ID)
-		if err := affectedOne(res, err, payoutItemNotFound); err != nil {
-			return err
+	const width = 8
+	casts := []string{"TEXT", "TEXT", "TEXT", "TEXT", "INTEGER", "BIGINT", "BIGINT", "BIGINT"}
+	for len(items) > 0 {
+		chunk := items[:min(len(items), 100)]
+		items = items[len(chunk):]
+		args := make([]any, 0, width*len(chunk))
+		for _, it := range chunk {
+			args = append(args, it.ID, string(it.Status), it.FailReason, nullString(it.ChannelNo), it.QueryCount,
+				nullMicros(it.NextQueryAt), micros(it.UpdateTime), micros(it.FinishTime))
+		}
+		res, err := tx.tx.ExecContext(ctx, `WITH v (id, status, fail_reason, channel_no, query_count, next_query_at, updated_at,
+				finished_at) AS (VALUES `+tuples(len(chunk), casts...)+`)
+			UPDATE payout_items SET status = v.status, fail_reason = v.fail_reason, channel_no = v.channel_no,
+				query_count = v.query_count, next_query_at = v.next_query_at, updated_at = v.updated_at, finished_at = v.finished_at
+			FROM v WHERE payout_items.id = v.id`, args...)
+		if err != nil {
+			return wrapDB(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return wrapDB(err)
+		}
+		if n != int64(len(chunk)) {
+			return payoutItemNotFound()
 		}
 	}
 	return nil
