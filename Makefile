@@ -13,6 +13,11 @@ BENCH_FLAGS    ?= --clients 1,4,16,64 --duration 5s --fee-shards 16
 BENCH_API_SQLITE   ?= sqlite:data/bench-api.db
 BENCH_API_POSTGRES ?= postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable
 BENCH_API_FLAGS    ?= --clients 1,4,16 --duration 5s
+
+# `make bench-payouts` targets (the target creates paygate_bench_payouts).
+BENCH_PAYOUTS_SQLITE   ?= sqlite:data/bench-payouts.db
+BENCH_PAYOUTS_POSTGRES ?= postgres://postgres@127.0.0.1:5432/paygate_bench_payouts?sslmode=disable
+
 # `make bench-refunds` targets (the target creates paygate_bench_refunds).
 BENCH_REFUNDS_SQLITE   ?= sqlite:data/bench-refunds.db
 BENCH_REFUNDS_POSTGRES ?= postgres://postgres@127.0.0.1:5432/paygate_bench_refunds?sslmode=disable
@@ -20,7 +25,7 @@ BENCH_REFUNDS_FLAGS    ?= --clients 1,4,16 --duration 5s --batches 3 --batch-siz
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test deps bench bench-ledger bench-api bench-refunds lint fmt build clean
+.PHONY: help run test deps bench bench-ledger bench-api bench-refunds bench-payouts lint fmt build clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +53,10 @@ bench-api: ## load the open API on PostgreSQL and SQLite (BENCH_API_POSTGRES, BE
 bench-refunds: ## single refunds and refund batches over the open API on PostgreSQL and SQLite (BENCH_REFUNDS_POSTGRES, BENCH_REFUNDS_SQLITE, BENCH_REFUNDS_FLAGS)
 	-@psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE paygate_bench_refunds' >/dev/null 2>&1
 	$(GO) run ./cmd/paygate bench refunds --db '$(BENCH_REFUNDS_POSTGRES)' --db '$(BENCH_REFUNDS_SQLITE)' $(BENCH_REFUNDS_FLAGS)
+
+bench-payouts: ## payout batches over the open API on PostgreSQL and SQLite: items/s, per-item latency (BENCH_PAYOUTS_POSTGRES, BENCH_PAYOUTS_SQLITE, BENCH_PAYOUTS_FLAGS)
+	-@psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE paygate_bench_payouts' >/dev/null 2>&1
+	$(GO) run ./cmd/paygate bench payouts --db '$(BENCH_PAYOUTS_POSTGRES)' --db '$(BENCH_PAYOUTS_SQLITE)' $(BENCH_PAYOUTS_FLAGS)
 
 lint: ## check formatting, go vet and go mod tidy
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: needs formatting:"; echo "$$out"; exit 1; fi

@@ -106,8 +106,8 @@ func parseBenchLedger(args []string, getenv func(string) string, out io.Writer) 
 	return bench.LedgerConfig{DatabaseURLs: dbs, Clients: cs, Duration: duration, FeeShards: feeShards, MaxOpenConns: maxConns}, cfg, nil
 }
 
-// bench runs `paygate bench ledger`, `paygate bench api` and `paygate
-// bench refunds`.
+// bench runs `paygate bench ledger`, `paygate bench api`, `paygate
+// bench refunds` and `paygate bench payouts`.
 func (a *app) bench(args []string) int {
 	if len(args) > 0 && args[0] == "api" {
 		return a.benchAPI(args[1:])
@@ -115,8 +115,11 @@ func (a *app) bench(args []string) int {
 	if len(args) > 0 && args[0] == "refunds" {
 		return a.benchRefunds(args[1:])
 	}
+	if len(args) > 0 && args[0] == "payouts" {
+		return a.benchPayouts(args[1:])
+	}
 	if len(args) == 0 || args[0] != "ledger" {
-		return a.fail(exitUsage, "bench", "want: paygate bench ledger|api|refunds [flags] (see paygate help bench ledger)")
+		return a.fail(exitUsage, "bench", "want: paygate bench ledger|api|refunds|payouts [flags] (see paygate help bench ledger)")
 	}
 	lc, cfg, err := parseBenchLedger(args[1:], a.getenv, a.stderr)
 	if errors.Is(err, flag.ErrHelp) {

@@ -7,6 +7,7 @@
 //	paygate bench ledger [flags]     drive load against the ledger
 //	paygate bench api [flags]        drive load against the open API
 //	paygate bench refunds [flags]    drive single and batch refunds through the open API
+//	paygate bench payouts [flags]    drive payout batches through the open API
 //	paygate merchant create|get|status|keys|platform-keys ...
 //	                                 manage merchants and their credentials
 //	paygate version                  print the version
@@ -62,6 +63,7 @@ usage:
   paygate bench ledger [flags]      drive concurrent load against the ledger and a raw SQL baseline
   paygate bench api [flags]         drive signed load against the open API, a raw SQL baseline and RSA signing
   paygate bench refunds [flags]     drive single refunds and refund batches through the open API
+  paygate bench payouts [flags]     drive payout batches through the open API (items/s, latency per item)
   paygate merchant create --name N  create a merchant and its credentials (paygate merchant -h for more)
   paygate version                   print the version
   paygate help [command]            show this help, or a command's flags
