@@ -19,7 +19,7 @@ var pt0 = time.Date(2026, 11, 22, 2, 0, 0, 123456000, time.UTC)
 func order(id, mch, no string, expire time.Time) payment.Order {
 	return payment.Order{ID: id, MerchantID: mch, OutTradeNo: no, Description: "商品", Amount: payment.Amount{Total: 100, Currency: "CNY"},
 		Status: payment.StatusNotPay, NotifyURL: "https://m.example.com/n", TimeExpire: expire, CreateTime: pt0, UpdateTime: pt0,
-		RequestHash: "h-" + no}
+		RequestHash: "h-" + no, CaptureMethod: payment.CaptureAutomatic}
 }
 
 func TestPaymentStoreRoundTrip(t *testing.T) {
