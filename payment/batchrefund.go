@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -354,7 +355,10 @@ func (b *BatchRefunds) SubmitRefundBatch(ctx context.Context, merchantID string,
 	if _, err := paygate.ParseCurrency(string(req.Currency)); err != nil {
 		return RefundBatch{}, false, paygate.EField(paygate.CodeUnknownCurrency, "currency", "unknown currency %q", clean(string(req.Currency), 16))
 	}
-	for i := range req.Items { // defaults, so that a replay spelling them out is the same request
+	// Defaults, so that a replay spelling them out is the same request; on
+	// a copy, so that the caller's lines stay as they were.
+	req.Items = slices.Clone(req.Items)
+	for i := range req.Items {
 		it := &req.Items[i]
 		if it.Amount.Currency == "" {
 			it.Amount.Currency = req.Currency
