@@ -65,6 +65,18 @@ func Routes() []Route {
 		{Method: "POST", Path: "/v1/orders/{id}/close", OperationID: "closeOrder", Tags: []string{"orders"}, Auth: true, Signed: true,
 			Summary: "Close an unpaid order", Description: "Idempotent on a closed order; 409 CONFLICT on a paid one.",
 			Response: payment.Order{}, Status: 200, Errors: append(authErrs, 409)},
+		{Method: "POST", Path: "/v1/orders/{id}/capture", OperationID: "captureOrder", Tags: []string{"orders"}, Auth: true, Signed: true,
+			Summary: "Capture an authorized order (capture_method MANUAL): all, or part of the amount authorized",
+			Description: "The body is optional: without amount everything authorized is captured; with amount.total that much, and the rest goes back to the payer. " +
+				"The order becomes SUCCESS with amount.captured (TRANSACTION.SUCCESS); refunds may then give back up to the amount captured. " +
+				"422 LIMIT_EXCEEDED (field amount.total) beyond the amount authorized; 409 ALREADY_RESOLVED once captured or voided; " +
+				"409 HOLD_EXPIRED at or after capture_before; 409 CONFLICT for an order that is not an authorization.",
+			Request: payment.CaptureRequest{}, Response: payment.Order{}, Status: 200, Errors: append(authErrs, 409, 422)},
+		{Method: "POST", Path: "/v1/orders/{id}/void", OperationID: "voidOrder", Tags: []string{"orders"}, Auth: true, Signed: true,
+			Summary: "Void an authorized order (capture_method MANUAL): the held money goes back to the payer",
+			Description: "The order becomes CLOSED with close_reason VOIDED (TRANSACTION.CLOSED). 409 ALREADY_RESOLVED once captured or voided; " +
+				"409 HOLD_EXPIRED once the authorization expired; 409 CONFLICT for an order that is not an authorization.",
+			Response: payment.Order{}, Status: 200, Errors: append(authErrs, 409)},
 		{Method: "POST", Path: "/v1/sandbox/orders/{id}/pay", OperationID: "sandboxPay", Tags: []string{"sandbox"}, Auth: true, Signed: true,
 			Summary:     "Pay an order through the simulated channel (sandbox merchants only)",
 			Description: "The channel accepts at once and confirms asynchronously; the order's truth arrives by notification and query.",

@@ -38,6 +38,9 @@ type V1 struct {
 	Notifications Notifications
 	// Refunds serves the refund routes; nil answers them 404.
 	Refunds Refunds
+	// Preauth serves capture and void of manual-capture orders; nil
+	// answers them 404.
+	Preauth Preauth
 	// RefundBatches serves the refund batch routes; nil answers them 404.
 	RefundBatches RefundBatches
 	// Agreements serves the agreement (mandate) routes; nil answers them
@@ -342,7 +345,7 @@ func (v *V1) Register(mux *http.ServeMux) {
 		"openAPI":      http.HandlerFunc(v.openAPI),
 		"createRefund": http.HandlerFunc(v.createRefund), "getRefund": http.HandlerFunc(v.getRefund),
 		"getRefundByOutRefundNo": http.HandlerFunc(v.getRefundByOutRefundNo), "listRefunds": http.HandlerFunc(v.listRefunds),
-		"closeRefund": http.HandlerFunc(v.closeRefund),
+		"closeRefund": http.HandlerFunc(v.closeRefund), "captureOrder": http.HandlerFunc(v.captureOrder), "voidOrder": http.HandlerFunc(v.voidOrder),
 	}
 	maps.Copy(handlers, v.agreementHandlers())
 	if v.Certificates != nil {
