@@ -8,10 +8,14 @@ import (
 )
 
 // Amount is an amount of integer minor units (fen for CNY) in a currency.
+// On a manual-capture order Authorized is what the payment held and
+// Captured what you captured of it (PayerTotal then equals Captured).
 type Amount struct {
 	Total      int64  `json:"total"`
 	Currency   string `json:"currency,omitempty"`
 	PayerTotal int64  `json:"payer_total,omitempty"`
+	Authorized int64  `json:"authorized,omitempty"`
+	Captured   int64  `json:"captured,omitempty"`
 }
 
 // CreateOrderRequest is the body of CreateOrder. OutTradeNo is your own
@@ -27,11 +31,16 @@ type CreateOrderRequest struct {
 	Attach         string            `json:"attach,omitempty"`
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	PaymentMethods []string          `json:"payment_methods,omitempty"`
+	// CaptureMethod is "AUTOMATIC" (the default) or "MANUAL": the payment
+	// only authorizes, holding the money until you CaptureOrder or
+	// VoidOrder (or it expires at the order's CaptureBefore).
+	CaptureMethod string `json:"capture_method,omitempty"`
 }
 
 // Order is an order as paygate shows it (and as TRANSACTION.* notifications
-// carry it). Status is NOTPAY, PAYERROR, SUCCESS, CLOSED or REFUND (paid,
-// and refunded at least once).
+// carry it). Status is NOTPAY, PAYERROR, SUCCESS, CLOSED, REFUND (paid,
+// and refunded at least once) or AUTHORIZED (a manual-capture order paid,
+// awaiting CaptureOrder or VoidOrder).
 type Order struct {
 	ID             string            `json:"id"`
 	MchID          string            `json:"mchid"`
@@ -54,6 +63,11 @@ type Order struct {
 	Sandbox        bool              `json:"sandbox"`
 	CheckoutURL    string            `json:"checkout_url,omitempty"`
 	CodeURL        string            `json:"code_url,omitempty"`
+	CaptureMethod  string            `json:"capture_method,omitempty"`
+	// AuthorizeTime and CaptureBefore are set once a manual-capture order
+	// is AUTHORIZED: capture it before CaptureBefore.
+	AuthorizeTime time.Time `json:"authorize_time,omitzero"`
+	CaptureBefore time.Time `json:"capture_before,omitzero"`
 }
 
 // OrderPage is one page of orders, newest first.
