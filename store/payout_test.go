@@ -26,7 +26,7 @@ func payoutBatch(id, mch, no string, at time.Time) payout.Batch {
 func payoutItem(id, batch, mch string, seq int, no string, st payout.Status, at time.Time) payout.Item {
 	return payout.Item{ID: id, BatchID: batch, MerchantID: mch, Seq: seq, OutDetailNo: no, Amount: 500, Currency: "CNY",
 		Recipient: payout.Recipient{Type: payout.RecipientCard, Kind: payout.KindOtherBank, Masked: "621700******0014", Name: "*五"},
-		Status: st, Channel: "interbank", Card: sealing.Sealed{Ciphertext: "c", KeyID: "k"}, Scenario: "fail",
+		Status:    st, Channel: "interbank", Card: sealing.Sealed{Ciphertext: "c", KeyID: "k"}, Scenario: "fail",
 		CreateTime: at, UpdateTime: at}
 }
 
