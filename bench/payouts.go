@@ -120,22 +120,35 @@ func (c PayoutsConfig) withDefaults() (PayoutsConfig, error) {
 	return c, nil
 }
 
-// Payouts runs the payout load on each database and writes a table per
-// database and the machine line to out.
+// Payouts runs the payout load on each database and writes the machine
+// line and a table per database to out.
 func Payouts(ctx context.Context, cfg PayoutsConfig, out io.Writer) error {
+	fmt.Fprintln(out, MachineLine())
+	_, err := RunPayouts(ctx, cfg, func(r PayoutsReport) { WritePayoutsTable(out, r) })
+	return err
+}
+
+// RunPayouts runs the payout load on each database in turn and returns
+// their reports, calling done (when not nil) after each. Errors:
+// CodeInvalidArgument for a bad configuration (a database not on
+// loopback), or the first fault of a run.
+func RunPayouts(ctx context.Context, cfg PayoutsConfig, done func(PayoutsReport)) ([]PayoutsReport, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintln(out, MachineLine())
+	var out []PayoutsReport
 	for _, u := range cfg.DatabaseURLs {
 		r, err := runPayouts(ctx, cfg, u)
 		if err != nil {
-			return fmt.Errorf("%s: %w", redact(u), err)
+			return out, fmt.Errorf("%s: %w", redact(u), err)
 		}
-		WritePayoutsTable(out, r)
+		if done != nil {
+			done(r)
+		}
+		out = append(out, r)
 	}
-	return nil
+	return out, nil
 }
 
 // MachineLine describes the machine a figure was measured on: CPUs, the
