@@ -27,6 +27,10 @@ type Config struct {
 	Calendar        paygate.Calendar
 	ShutdownTimeout time.Duration
 	ExpireInterval  time.Duration
+	// AuthorizationPeriod is how long a manual-capture order's
+	// authorization holds the payer's money before it is released
+	// (payment.Config.AuthorizationPeriod); 0 means the default, 7 days.
+	AuthorizationPeriod time.Duration
 	// PublicURL is where customers and merchants reach paygate (checkout
 	// links are built from it); default http:// + Listen.
 	PublicURL string
@@ -73,6 +77,8 @@ var (
 		"on SIGTERM/SIGINT, how long in-flight requests may take to finish"}
 	settingExpire = setting{"expire-interval", "PAYGATE_EXPIRE_INTERVAL", "5s",
 		"how often the hold-expiry job runs"}
+	settingAuthPeriod = setting{"authorization-period", "PAYGATE_AUTHORIZATION_PERIOD", "168h",
+		"how long a manual-capture order's authorization holds the payer's money before it is released (whole seconds)"}
 	settingPublicURL = setting{"public-url", "PAYGATE_PUBLIC_URL", "",
 		"base URL customers and merchants reach paygate at, for checkout links (default http://LISTEN)"}
 )
@@ -82,7 +88,7 @@ func settingsFor(cmd string) []setting {
 	logs := []setting{settingLogLevel, settingLogFormat}
 	switch cmd {
 	case "serve":
-		return append([]setting{settingDB, settingListen}, append(logs, settingTimezone, settingCutoff, settingShutdown, settingExpire, settingPublicURL)...)
+		return append([]setting{settingDB, settingListen}, append(logs, settingTimezone, settingCutoff, settingShutdown, settingExpire, settingAuthPeriod, settingPublicURL)...)
 	case "migrate":
 		return append([]setting{settingDB}, logs...)
 	}
@@ -182,6 +188,9 @@ func resolve(vals map[setting]*string) (Config, error) {
 	}
 	cfg.ShutdownTimeout = duration(settingShutdown)
 	cfg.ExpireInterval = duration(settingExpire)
+	if cfg.AuthorizationPeriod = duration(settingAuthPeriod); cfg.AuthorizationPeriod%time.Second != 0 {
+		errs = append(errs, bad(settingAuthPeriod, "want a whole number of seconds such as 168h, got %q", get(settingAuthPeriod)))
+	}
 	cfg.PublicURL = strings.TrimRight(get(settingPublicURL), "/")
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + cfg.Listen

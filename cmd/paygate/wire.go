@@ -152,6 +152,7 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 	}
 	svc, err = payment.New(payment.Config{Store: db.Payments(), Ledger: p.ledger, Merchants: merchants, Clock: w.Clock,
 		Channels: []channel.Channel{p.sim, p.interbank, p.netbank}, Logger: log, CheckoutBaseURL: w.CheckoutBaseURL,
+		AuthorizationPeriod: cfg.AuthorizationPeriod,
 		AttemptFailed: func(ctx context.Context, tx payment.Tx, a payment.Attempt) error {
 			return p.checkout.ReleaseFailed(ctx, tx, a)
 		},
@@ -180,7 +181,7 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 	}
 	auth := httpapi.AuthConfig{Verifier: merchants, Clock: w.Clock}
 	v1 := &httpapi.V1{
-		Orders: svc, Notifications: p.notifications, Refunds: svc, RefundBatches: p.refundBatches,
+		Orders: svc, Notifications: p.notifications, Refunds: svc, RefundBatches: p.refundBatches, Preauth: svc,
 		Certificates: httpapi.CertificatesHandler(merchants),
 		Authenticate: auth.Wrap,
 		Sign:         func(h http.Handler) http.Handler { return httpapi.SignResponses(merchants, h) },
@@ -319,6 +320,11 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 	every(iv.SMS, func(c <-chan time.Time) { p.smsWorker.Run(ctx, c) })
 	every(iv.CloseOrders, func(c <-chan time.Time) {
 		runBatches(ctx, "closed expired orders", p.payments.CloseExpired, c, 100, 100, p.log)
+	})
+	// Authorizations past capture_before are released on the same ticker,
+	// well before their ledger holds time out (payment.AuthorizationGrace).
+	every(iv.CloseOrders, func(c <-chan time.Time) {
+		runBatches(ctx, "released expired authorizations", p.payments.ExpireAuthorizations, c, 100, 100, p.log)
 	})
 	every(iv.Reconcile, func(c <-chan time.Time) {
 		runBatches(ctx, "queried unknown payments", p.payments.ReconcileUnknown, c, 100, 10, p.log)
