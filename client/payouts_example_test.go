@@ -24,7 +24,7 @@ func ExampleClient_CreatePayoutBatch() {
 			{OutDetailNo: "REWARDS-2026-11-001", Amount: 5_000, // 50.00 CNY in fen
 				Recipient: client.PayoutRecipient{Type: "ACCOUNT", Account: "13800000001"}},
 			{OutDetailNo: "REWARDS-2026-11-002", Amount: 8_800,
-				Recipient: client.PayoutRecipient{Type: "CARD", CardNumber: "6288880000000013", Name: "张三"}},
+				Recipient: client.PayoutRecipient{Type: "CARD", CardNumber: "6288880000000013", Name: "王小明"}},
 		},
 	})
 	var apiErr *client.APIError

@@ -72,8 +72,10 @@ const (
 	CodeClearing = 110
 )
 
-// Ledger transfer ids of an item: its hold, the hold's post or void, and
-// the credit to a recipient on us. Each has the item's id as its Ref.
+// HoldID is the id of an item's hold. An item's ledger transfers — its
+// hold, the hold's post or void, the credit to a recipient on us — have
+// ids derived from the item's (so each happens once) and the item's id as
+// their Ref.
 func HoldID(itemID string) string { return "pout_hold_" + itemID }
 
 // PostID is the id of the post of an item's hold.
