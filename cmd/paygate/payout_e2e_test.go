@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -229,5 +230,79 @@ func TestEndToEndPayoutBadInput(t *testing.T) {
 		require.Equal(t, "AMOUNT_NOT_POSITIVE", b.Items[1].FailReason)
 		require.Equal(t, "AMOUNT_NOT_POSITIVE", b.Items[2].FailReason)
 		require.Equal(t, int64(900), available(t, e.p.ledger, e.created.Merchant.ID))
+	})
+}
+
+// TestEndToEndPayoutRaces races merchant numbers over HTTP on both stores:
+// the same batch sent six times at once is one batch (one 201, the rest
+// 200 with the same id) held once; six batches sharing an out_detail_no
+// accept it exactly once (the others' lines OUT_DETAIL_NO_USED).
+func TestEndToEndPayoutRaces(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := startE2E(t, db)
+		ctx := context.Background()
+		mch := e.created.Merchant.ID
+		fundMerchant(t, e.p.ledger, mch, 1_000_000)
+		payoutRecipient(t, e.p.customers, "13912340003", "张三", "110101199003071233", 3)
+		const n = 6
+		req := client.CreatePayoutBatchRequest{OutBatchNo: "RACE-SAME", Items: []client.PayoutItemRequest{
+			{OutDetailNo: "RACE-SAME-1", Amount: 1_000, Recipient: client.PayoutRecipient{Type: "ACCOUNT", Account: "13912340003"}}}}
+		type answer struct {
+			status int
+			batch  client.PayoutBatch
+			err    error
+		}
+		answers := make([]answer, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				answers[i].status, answers[i].err = e.client.Do(ctx, "POST", "/v1/payouts/batches", req, &answers[i].batch)
+			})
+		}
+		wg.Wait()
+		created := 0
+		for _, a := range answers {
+			require.NoError(t, a.err)
+			require.Equal(t, answers[0].batch.ID, a.batch.ID)
+			if a.status == 201 {
+				created++
+			} else {
+				require.Equal(t, 200, a.status)
+			}
+		}
+		require.Equal(t, 1, created, "one batch was created")
+
+		accepted := make([]string, n)
+		for i := range n {
+			wg.Go(func() {
+				b, err := e.client.CreatePayoutBatch(ctx, client.CreatePayoutBatchRequest{OutBatchNo: fmt.Sprintf("RACE-%d", i),
+					Items: []client.PayoutItemRequest{{OutDetailNo: "RACE-SHARED", Amount: 500,
+						Recipient: client.PayoutRecipient{Type: "ACCOUNT", Account: "13912340003"}}}})
+				if err == nil {
+					accepted[i] = b.Items[0].Status + "/" + b.Items[0].FailReason
+				} else {
+					accepted[i] = err.Error()
+				}
+			})
+		}
+		wg.Wait()
+		took := 0
+		for _, a := range accepted {
+			switch a {
+			case "PENDING/", "SUCCESS/":
+				took++
+			case "REJECTED/OUT_DETAIL_NO_USED":
+			default:
+				t.Fatalf("unexpected answer %s", a)
+			}
+		}
+		require.Equal(t, 1, took, "exactly one batch accepted the shared out_detail_no")
+		d, err := e.client.GetPayoutDetail(ctx, "RACE-SHARED")
+		require.NoError(t, err)
+		require.Equal(t, int64(500), d.Amount)
+		var holds int
+		require.NoError(t, db.SQL.QueryRow(`SELECT COUNT(*) FROM ledger_transfers WHERE id LIKE 'pout_hold_%'`).Scan(&holds))
+		require.Equal(t, 2, holds, "one hold per accepted item")
 	})
 }
