@@ -56,7 +56,7 @@ func Routes() []Route {
 			Request:     payment.CreateRequest{}, Response: payment.Order{}, Status: 201, Errors: append(authErrs, 409)},
 		{Method: "GET", Path: "/v1/orders", OperationID: "listOrders", Tags: []string{"orders"}, Auth: true, Signed: true,
 			Summary: "List orders, newest first", Response: payment.Page{}, Status: 200, Errors: authErrs,
-			Query: []QueryParam{{"status", "NOTPAY, PAYERROR, SUCCESS, CLOSED or REFUND"}, {"created_from", "RFC 3339, inclusive"},
+			Query: []QueryParam{{"status", "NOTPAY, PAYERROR, SUCCESS, CLOSED, REFUND or AUTHORIZED"}, {"created_from", "RFC 3339, inclusive"},
 				{"created_to", "RFC 3339, exclusive"}, {"cursor", "next_cursor of the previous page"}, {"limit", "page size, default 20, at most 100"}}},
 		{Method: "GET", Path: "/v1/orders/{id}", OperationID: "getOrder", Tags: []string{"orders"}, Auth: true, Signed: true,
 			Summary: "Query an order by paygate id", Response: payment.Order{}, Status: 200, Errors: authErrs},
