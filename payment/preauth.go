@@ -232,16 +232,16 @@ func (s *Service) Capture(ctx context.Context, merchantID, orderID string, req C
 // payer's limit usage is given back, the order becomes CLOSED with
 // close_reason VOIDED, and TRANSACTION.CLOSED is queued. An authorization
 // whose capture_before has passed but which the expiry job has not
-// released yet may still be voided.
+// released yet may still be voided, and so may a merchant that may no
+// longer transact: giving the payer's money back is always allowed.
 //
-// Errors (nothing changes): CodeNotFound, CodeForbidden (merchant may not
-// transact), CodeAlreadyResolved (already captured or voided),
+// Errors (nothing changes): CodeNotFound, CodeAlreadyResolved (already captured or voided),
 // CodeHoldExpired (already released by expiry), CodeConflict (not a
 // manual-capture order, or not authorized).
 func (s *Service) Void(ctx context.Context, merchantID, orderID string) (Order, error) {
-	m, err := s.merchant(ctx, merchantID)
+	m, err := s.mchs.Merchant(ctx, merchantID)
 	if err != nil {
-		return Order{}, err
+		return Order{}, fmt.Errorf("payment: merchant: %w", err)
 	}
 	if len(orderID) > maxOrderIDLen {
 		return Order{}, paygate.E(paygate.CodeNotFound, "order not found")

@@ -337,9 +337,17 @@ func TestPreauthBadInput(t *testing.T) {
 			require.Equal(t, c.field, fieldOf(err), c.name)
 		}
 		require.Equal(t, payment.StatusAuthorized, f.get(t, mchA, o.ID).Status, "refusals change nothing")
-		require.Equal(t, payment.StatusAuthorized, f.get(t, mchB, other.ID).Status)
-		require.Empty(t, f.transfers(t, "cap_"+o.ID, "void_"+o.ID, "cap_"+other.ID, "void_"+other.ID))
-		require.Len(t, f.events(t, ""), evs, "and notify nobody")
+
+		// A merchant suspended after the authorization may still give the
+		// money back, though it may not capture.
+		f.mchs.add(paygate.Merchant{ID: mchB, Name: "B", Status: paygate.MerchantSuspended, SettlementCurrency: "CNY"})
+		_, err = f.svc.Capture(f.ctx, mchB, other.ID, payment.CaptureRequest{})
+		requireCode(t, err, paygate.CodeForbidden)
+		voided, err := f.svc.Void(f.ctx, mchB, other.ID)
+		require.NoError(t, err)
+		require.Equal(t, payment.CloseVoided, voided.CloseReason)
+		require.Empty(t, f.transfers(t, "cap_"+o.ID, "void_"+o.ID, "cap_"+other.ID))
+		require.Len(t, f.events(t, ""), evs+1, "and notify nobody (the void did)")
 
 		// Creating: capture_method is checked and part of idempotency.
 		r := request("pa_bad_5")
