@@ -668,6 +668,35 @@ func (s *Service) VerifyRealName(ctx context.Context, id string, name, idNumber,
 	return out.public(), nil
 }
 
+// NameMatches reports whether name is the customer's verified real name
+// (the whole name, compared after the same normalisation ParseName
+// applies; the mask shown elsewhere keeps only its last character, which
+// many people share). An unverified customer matches no name. Errors:
+// CodeInvalidArgument (a malformed name), CodeNotFound, CodeInternal
+// (the sealed identity cannot be opened).
+func (s *Service) NameMatches(ctx context.Context, customerID, name string) (bool, error) {
+	n, err := ParseName(name)
+	if err != nil {
+		return false, err
+	}
+	r, err := s.store.Customer(ctx, customerID)
+	if err != nil {
+		return false, err
+	}
+	if !r.Factors.Has(FactorRealName) || r.Identity.Ciphertext == "" {
+		return false, nil
+	}
+	plain, err := s.keyring.Open(r.Identity, identityAAD(r.ID))
+	if err != nil {
+		return false, paygate.Internal(fmt.Errorf("customer: open the identity: %w", err))
+	}
+	var d identityData
+	if err := json.Unmarshal(plain, &d); err != nil {
+		return false, paygate.Internal(fmt.Errorf("customer: read the identity: %w", err))
+	}
+	return d.Name == n, nil
+}
+
 func (s *Service) parseIdentity(name, idNumber, phone string) (Identity, error) {
 	n, err := ParseName(name)
 	if err != nil {

@@ -208,6 +208,9 @@ func TestVerifyRealName(t *testing.T) {
 		got, err := f.svc.Customer(f.ctx, c.ID)
 		require.NoError(t, err)
 		require.False(t, got.Verified())
+		ok, err := f.svc.NameMatches(f.ctx, c.ID, aliceName)
+		require.NoError(t, err)
+		require.False(t, ok, "an unverified customer matches no name")
 
 		v, err := f.svc.VerifyRealName(f.ctx, c.ID, aliceName, aliceID, alicePhone)
 		require.NoError(t, err)
@@ -217,6 +220,18 @@ func TestVerifyRealName(t *testing.T) {
 		require.Equal(t, "110***********1233", v.IDMasked)
 		require.Equal(t, "139****5678", v.PhoneMasked)
 		require.Equal(t, t0, v.VerifiedAt)
+		for _, tc := range []struct {
+			name string
+			want bool
+		}{{aliceName, true}, {" 张三 ", true}, {"李三", false}, {"张", false}, {"张三丰", false}} {
+			ok, err := f.svc.NameMatches(f.ctx, c.ID, tc.name)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, ok, "%q: the whole name, not its mask *三", tc.name)
+		}
+		_, err = f.svc.NameMatches(f.ctx, c.ID, "1")
+		require.Equal(t, paygate.CodeInvalidArgument, paygate.CodeOf(err))
+		_, err = f.svc.NameMatches(f.ctx, "cus_nobody", aliceName)
+		require.Equal(t, paygate.CodeNotFound, paygate.CodeOf(err))
 		_, err = f.svc.VerifyRealName(f.ctx, c.ID, aliceName, aliceID, alicePhone)
 		require.Equal(t, paygate.CodeConflict, paygate.CodeOf(err))
 		_, err = f.svc.VerifyRealName(f.ctx, "cus_nobody", aliceName, aliceID, alicePhone)

@@ -30,6 +30,7 @@ const (
 	EntryRefund   EntryKind = "REFUND"   // in from a merchant
 	EntryTopUp    EntryKind = "TOP_UP"   // in from the sandbox's funding (or a channel)
 	EntryTransfer EntryKind = "TRANSFER" // between customer accounts and cards
+	EntryPayout   EntryKind = "PAYOUT"   // in from a merchant's batch payment
 	EntryOther    EntryKind = "OTHER"
 )
 
@@ -247,6 +248,8 @@ func entryOf(t ledger.Transfer, account string, cur paygate.Currency) (HistoryEn
 		e.Kind = EntryRefund
 	case strings.HasPrefix(other, "sandbox:funding:") && e.Direction == DirectionIn, strings.HasPrefix(other, "chan:") && e.Direction == DirectionIn:
 		e.Kind = EntryTopUp
+	case strings.HasPrefix(other, "payout:") && e.Direction == DirectionIn:
+		e.Kind = EntryPayout
 	case strings.HasPrefix(other, "cus:"), strings.HasPrefix(other, "card:"):
 		e.Kind = EntryTransfer
 	default:

@@ -187,3 +187,21 @@ func TestHistoryLongScan(t *testing.T) {
 		}
 	})
 }
+
+// TestHistoryPayout: a merchant's batch payment into the balance shows as
+// a payout, not as "other".
+func TestHistoryPayout(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		c := f.verified(t)
+		clearing := ledger.Account{ID: "payout:clearing:CNY", Currency: "CNY", Code: 110, Owner: "platform", Normal: ledger.Debit}
+		_, err := f.led.CreateAccounts(f.ctx, []ledger.Account{clearing})
+		require.NoError(t, err)
+		f.move(t, "payout_1", clearing.ID, f.svc.BalanceAccount(c.ID), 1_000, 0, "")
+		all, _ := allHistory(t, f, c.ID, customer.HistoryQuery{})
+		require.Len(t, all, 1)
+		require.Equal(t, customer.EntryPayout, all[0].Kind)
+		require.Equal(t, customer.DirectionIn, all[0].Direction)
+	})
+}

@@ -43,17 +43,20 @@ func TestBatchFlow(t *testing.T) {
 				line("D-12", 100, card(otherCard, "")),
 				line("D-13", payout.DefaultMaxItem+1, account(alicePhone, "")),
 				line("D-14", 100, account("12345", "")),
+				// The same last character as 李四's: the mask would match.
+				line("D-15", 100, card(f.bobCardNo, "王四")),
+				line("D-16", 100, account(alicePhone, "李三")),
 			}}
 		p, replay, err := f.svc.Submit(f.ctx, f.mch, req)
 		require.NoError(t, err)
 		require.False(t, replay)
 		require.Equal(t, int64(1), f.kicks.Load(), "the worker is kicked")
 		require.Equal(t, payout.BatchProcessing, p.Status)
-		require.Equal(t, 14, p.TotalCount)
+		require.Equal(t, 16, p.TotalCount)
 		require.Equal(t, 4, p.AcceptedCount)
-		require.Equal(t, 10, p.RejectedCount)
+		require.Equal(t, 12, p.RejectedCount)
 		require.Equal(t, int64(100_000), p.AcceptedAmount)
-		require.Len(t, p.Items, 14)
+		require.Len(t, p.Items, 16)
 		want := []struct {
 			status payout.Status
 			reason string
@@ -73,6 +76,8 @@ func TestBatchFlow(t *testing.T) {
 			{payout.StatusRejected, payout.ReasonNameRequired, ""},
 			{payout.StatusRejected, payout.ReasonAmountTooLarge, ""},
 			{payout.StatusRejected, payout.ReasonInvalidAccount, ""},
+			{payout.StatusRejected, payout.ReasonNameMismatch, ""},
+			{payout.StatusRejected, payout.ReasonNameMismatch, ""},
 		}
 		for i, w := range want {
 			it := p.Items[i]
@@ -158,9 +163,14 @@ func TestBatchFlow(t *testing.T) {
 		require.Equal(t, "5", byNo.NextCursor)
 		next, err := f.svc.GetBatchByOutBatchNo(f.ctx, f.mch.ID, "B-0001", byNo.NextCursor, 10)
 		require.NoError(t, err)
-		require.Len(t, next.Items, 9)
+		require.Len(t, next.Items, 10)
 		require.Equal(t, 6, next.Items[0].Seq)
-		require.Empty(t, next.NextCursor)
+		require.Equal(t, "15", next.NextCursor)
+		last, err := f.svc.GetBatchByOutBatchNo(f.ctx, f.mch.ID, "B-0001", next.NextCursor, 10)
+		require.NoError(t, err)
+		require.Len(t, last.Items, 1)
+		require.Equal(t, 16, last.Items[0].Seq)
+		require.Empty(t, last.NextCursor)
 		_, err = f.svc.GetBatch(f.ctx, f.mch.ID, p.ID, "x", 0)
 		require.True(t, paygate.HasCode(err, paygate.CodeInvalidArgument))
 		_, err = f.svc.GetBatch(f.ctx, f.mch.ID, p.ID, "", MaxPagePlusOne)

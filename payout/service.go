@@ -33,6 +33,7 @@ type Customers interface {
 	Customer(ctx context.Context, id string) (customer.Customer, error)
 	CardByNumber(ctx context.Context, number string) (customer.Card, error)
 	BalanceAccount(customerID string) string
+	NameMatches(ctx context.Context, customerID, name string) (bool, error)
 }
 
 var _ Customers = (*customer.Service)(nil)
@@ -478,6 +479,21 @@ func (s *Service) resolve(ctx context.Context, b Batch, reqs []ItemRequest) ([]I
 	return items, nil
 }
 
+// checkName compares a line's holder name with the recipient's whole
+// verified name: "" when it matches, else the line's rejection reason.
+func (s *Service) checkName(ctx context.Context, customerID, name string) (string, error) {
+	ok, err := s.cus.NameMatches(ctx, customerID, name)
+	switch {
+	case paygate.HasCode(err, paygate.CodeInvalidArgument):
+		return ReasonInvalidName, nil
+	case err != nil:
+		return "", err
+	case !ok:
+		return ReasonNameMismatch, nil
+	}
+	return "", nil
+}
+
 // resolveLine checks one line and fills in its recipient; it returns the
 // reason the line is rejected, or "".
 func (s *Service) resolveLine(ctx context.Context, it *Item, r ItemRequest, phones, cards map[string]lookup) (string, error) {
@@ -511,8 +527,12 @@ func (s *Service) resolveLine(ctx context.Context, it *Item, r ItemRequest, phon
 		switch {
 		case l.cus.Status != customer.StatusActive:
 			return ReasonRecipientInactive, nil
-		case r.Recipient.Name != "" && customer.MaskName(r.Recipient.Name) != l.cus.NameMasked:
-			return ReasonNameMismatch, nil
+		case r.Recipient.Name != "":
+			if reason, err := s.checkName(ctx, l.cus.ID, r.Recipient.Name); reason != "" || err != nil {
+				return reason, err
+			}
+		}
+		switch {
 		case it.Currency != s.cus.Limits().Currency:
 			return ReasonCurrencyMismatch, nil
 		}
@@ -542,11 +562,15 @@ func (s *Service) resolveLine(ctx context.Context, it *Item, r ItemRequest, phon
 	switch {
 	case l.err == nil && l.card.Kind.OwnBank():
 		it.Recipient.Name = l.cus.NameMasked
-		switch {
-		case l.card.Status != customer.StatusActive || l.cus.Status != customer.StatusActive:
+		if l.card.Status != customer.StatusActive || l.cus.Status != customer.StatusActive {
 			return ReasonRecipientInactive, nil
-		case customer.MaskName(r.Recipient.Name) != l.cus.NameMasked:
-			return ReasonNameMismatch, nil
+		}
+		// The whole verified name, not its mask: the mask keeps only the
+		// last character, which many people share.
+		if reason, err := s.checkName(ctx, l.cus.ID, r.Recipient.Name); reason != "" || err != nil {
+			return reason, err
+		}
+		switch {
 		case l.card.Currency != it.Currency:
 			return ReasonCurrencyMismatch, nil
 		}

@@ -833,7 +833,7 @@ func (p *Portal) parseHistory(r *http.Request, v *portalView) (historyFilter, bo
 
 var entryKinds = map[customer.EntryKind]string{
 	customer.EntryPayment: "Payment", customer.EntryRefund: "Refund", customer.EntryTopUp: "Top-up",
-	customer.EntryTransfer: "Transfer", customer.EntryOther: "Other",
+	customer.EntryTransfer: "Transfer", customer.EntryPayout: "Payout", customer.EntryOther: "Other",
 }
 
 // historyAccount names the account a history request is about: the
