@@ -271,10 +271,16 @@ func (s *Service) newAgreement(m paygate.Merchant, req Request, now time.Time) (
 			return Agreement{}, paygate.EField(paygate.CodeInvalidArgument, "return_url", "return_url must be an absolute http or https URL of at most %d bytes", MaxURL)
 		}
 	}
+	// The sign window closes with the end date at the latest: an agreement
+	// signed after its end could never be charged.
+	signBy := now.Add(s.cfg.SignExpire)
+	if !endsAt.IsZero() && endsAt.Before(signBy) {
+		signBy = endsAt
+	}
 	a := Agreement{ID: paygate.NewID(PrefixAgreement), MerchantID: m.ID, OutAgreementNo: req.OutAgreementNo, Plan: req.Plan,
 		Description: req.Description, Currency: cur, PerPaymentLimit: req.PerPaymentLimit, DailyLimit: req.DailyLimit,
 		EndDate: endDate, EndsAt: endsAt, NotifyURL: req.NotifyURL, ReturnURL: req.ReturnURL, Status: StatusPending,
-		SignExpireTime: now.Add(s.cfg.SignExpire), Sandbox: m.Sandbox(), CreateTime: now, UpdateTime: now}
+		SignExpireTime: signBy, Sandbox: m.Sandbox(), CreateTime: now, UpdateTime: now}
 	b, _ := json.Marshal([]any{a.OutAgreementNo, a.Plan, a.Description, a.Currency, a.PerPaymentLimit, a.DailyLimit, a.EndDate,
 		a.NotifyURL, a.ReturnURL})
 	sum := sha256.Sum256(b)
