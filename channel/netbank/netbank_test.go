@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -241,7 +242,7 @@ func TestLogin(t *testing.T) {
 			p := b.login(s, wangLogin, "Wrong-pass-1")
 			if i > 0 {
 				require.Equal(t, http.StatusUnauthorized, p.status)
-				require.Contains(t, p.body, "Wrong login or password, "+string(rune('0'+i))+" tries left.")
+				require.Contains(t, p.body, "Wrong login or password, "+triesLeft(i))
 			} else {
 				require.Equal(t, http.StatusForbidden, p.status)
 				require.Contains(t, p.body, "Too many wrong passwords: login is locked, try again later.")
@@ -281,7 +282,7 @@ func TestPayPasswordLockout(t *testing.T) {
 		for i := 4; i >= 1; i-- {
 			p := b.confirm(s, cp, card.ID, "000000")
 			require.Equal(t, http.StatusUnauthorized, p.status)
-			require.Contains(t, p.body, "Wrong payment password, "+string(rune('0'+i))+" tries left.")
+			require.Contains(t, p.body, "Wrong payment password, "+triesLeft(i))
 		}
 		for _, pin := range []string{"000000", lisiPIN} {
 			p := b.confirm(s, cp, card.ID, pin)
@@ -708,4 +709,13 @@ func TestLedgerBalanced(t *testing.T) {
 			require.Equal(t, day0, tr.AccountingDate)
 		}
 	})
+}
+
+// triesLeft is how the pages count the tries left: "1 try left.", "2 tries
+// left.".
+func triesLeft(n int) string {
+	if n == 1 {
+		return "1 try left."
+	}
+	return strconv.Itoa(n) + " tries left."
 }
