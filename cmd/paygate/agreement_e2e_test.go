@@ -282,3 +282,133 @@ func TestEndToEndAgreement(t *testing.T) {
 		require.Empty(t, bad)
 	})
 }
+
+// agSign signs the agreement on its sign page with the sandbox payer's
+// card number, as the customer does: the card form, then the code the
+// sandbox phone received (a new one: the inbox's previous message is
+// skipped). It returns the code step's page.
+func agSign(t *testing.T, e *e2e, b *agBrowser, id, number string) string {
+	t.Helper()
+	ctx := context.Background()
+	before, _, err := e.p.db.SMSInbox().Latest(ctx, agSandboxN)
+	require.NoError(t, err)
+	page := "/agreements/" + id
+	res, body := b.submit(page, "sign", url.Values{"card_number": {number}, "name": {"王小明"}, "id_number": {"110101199003071233"},
+		"phone": {agSandboxN}})
+	require.Equal(t, http.StatusOK, res.StatusCode, body)
+	require.Contains(t, body, `id="sign-confirm"`)
+	require.NotContains(t, body, number, "never the card number")
+	code := ""
+	require.Eventually(t, func() bool {
+		_, err := e.p.smsWorker.RunOnce(ctx)
+		require.NoError(t, err)
+		sms, ok, err := e.p.db.SMSInbox().Latest(ctx, agSandboxN)
+		require.NoError(t, err)
+		code = sms.Code()
+		return ok && sms.MessageID != before.MessageID
+	}, 10*time.Second, 10*time.Millisecond, "no SMS code")
+	res, _ = b.do("POST", page+"/sign/confirm", url.Values{"csrf_token": {agTokenRE.FindStringSubmatch(body)[1]},
+		"card_id": {agCardRE.FindStringSubmatch(body)[1]}, "code": {code}})
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	return body
+}
+
+// agOrderStatus waits until the order's query shows one of the final
+// statuses and returns it.
+func agOrderStatus(t *testing.T, e *e2e, orderID string, final ...string) string {
+	t.Helper()
+	var status string
+	require.Eventually(t, func() bool {
+		o, err := e.client.GetOrder(context.Background(), orderID)
+		require.NoError(t, err)
+		status = o.Status
+		for _, s := range final {
+			if s == status {
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second, 20*time.Millisecond, "order %s never left %s", orderID, status)
+	return status
+}
+
+// TestEndToEndAgreementOtherBank drives agreements signed with other
+// banks' cards over real HTTP on both stores: the customer signs on the
+// sign page with another bank's card (the code step and the signed page
+// show it masked, with its bank) → AGREEMENT.SIGNED → a charge answers
+// PROCESSING, and the interbank switch's answer brings TRANSACTION.SUCCESS
+// and the order SUCCESS. With the card whose bank declines, the charge is
+// PROCESSING, then PAYERROR, and it no longer counts against the day: a
+// charge that would not fit beside it passes the limit, while one over
+// what is left is still refused. The ledger balances.
+func TestEndToEndAgreementOtherBank(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := startE2E(t, db)
+		ctx := context.Background()
+		_, err := e.p.customers.Seed(ctx)
+		require.NoError(t, err)
+		jar, err := cookiejar.New(nil)
+		require.NoError(t, err)
+		b := &agBrowser{t: t, e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		notify := e.hook.URL + "/paygate/notify"
+
+		// Another bank's card, signed on the page.
+		a, err := e.client.CreateAgreement(ctx, client.CreateAgreementRequest{OutAgreementNo: "E2E-AGR-OB01", Plan: "Phone top-up",
+			PerPaymentLimit: 2_000, DailyLimit: 3_000, NotifyURL: notify, ReturnURL: "https://shop.example/done"})
+		require.NoError(t, err)
+		confirm := agSign(t, e, b, a.ID, "6299 9900 0000 0066")
+		require.Contains(t, confirm, "629999******0066")
+		require.Contains(t, confirm, "SANDBOX INTERBANK")
+		_, body := b.do("GET", "/agreements/"+a.ID, nil)
+		require.Contains(t, body, `data-state="signed"`)
+		require.Contains(t, body, "629999******0066")
+		var signed client.Agreement
+		agEvent(t, e, "AGREEMENT.SIGNED", a.ID, &signed)
+		require.Equal(t, "SIGNED", signed.Status)
+		require.Equal(t, "629999******0066", signed.Card)
+		require.Equal(t, "SANDBOX INTERBANK", signed.Bank)
+
+		ch, err := e.client.ChargeAgreement(ctx, a.ID, client.ChargeAgreementRequest{OutTradeNo: "E2E-AGC-OB01", Description: "Top-up",
+			Amount: client.Amount{Total: 2_000}})
+		require.NoError(t, err)
+		require.Equal(t, "PROCESSING", ch.Status, "at the card's bank")
+		require.Equal(t, "NOTPAY", ch.Order.Status)
+		var paid client.Order
+		agEvent(t, e, "TRANSACTION.SUCCESS", ch.Order.ID, &paid)
+		require.Equal(t, "SUCCESS", paid.Status)
+		require.Equal(t, "E2E-AGC-OB01", paid.OutTradeNo)
+		require.Equal(t, a.ID, paid.Metadata["agreement_id"])
+		require.Equal(t, "SUCCESS", agOrderStatus(t, e, ch.Order.ID, "SUCCESS", "PAYERROR"))
+		var ae *client.APIError
+		_, err = e.client.ChargeAgreement(ctx, a.ID, client.ChargeAgreementRequest{OutTradeNo: "E2E-AGC-OB02", Description: "Top-up",
+			Amount: client.Amount{Total: 1_001}})
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, "LIMIT_EXCEEDED", ae.Code, "20.00 paid of the 30.00 day")
+
+		// The card whose bank declines: a declined charge stops counting.
+		d, err := e.client.CreateAgreement(ctx, client.CreateAgreementRequest{OutAgreementNo: "E2E-AGR-OB02", Plan: "Phone top-up",
+			DailyLimit: 1_000, NotifyURL: notify})
+		require.NoError(t, err)
+		agSign(t, e, b, d.ID, "6299990000000074")
+		agEvent(t, e, "AGREEMENT.SIGNED", d.ID, &signed)
+		declined := func(no string, amount int64) {
+			t.Helper()
+			ch, err := e.client.ChargeAgreement(ctx, d.ID, client.ChargeAgreementRequest{OutTradeNo: no, Description: "Top-up",
+				Amount: client.Amount{Total: amount}})
+			require.NoError(t, err, no)
+			require.Contains(t, []string{"PROCESSING", "FAILED"}, ch.Status, no)
+			require.Equal(t, "PAYERROR", agOrderStatus(t, e, ch.Order.ID, "SUCCESS", "PAYERROR"), no)
+		}
+		declined("E2E-AGC-OB03", 800)
+		declined("E2E-AGC-OB04", 900) // 8.00 + 9.00 > 10.00: passes only because the first was declined
+		declined("E2E-AGC-OB05", 1_000)
+		_, err = e.client.ChargeAgreement(ctx, d.ID, client.ChargeAgreementRequest{OutTradeNo: "E2E-AGC-OB06", Description: "Top-up",
+			Amount: client.Amount{Total: 1_001}})
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, "LIMIT_EXCEEDED", ae.Code, "the limit itself still holds")
+		bad, err := db.LedgerCheck(ctx)
+		require.NoError(t, err)
+		require.Empty(t, bad)
+	})
+}
