@@ -201,6 +201,8 @@ func TestPortalMerchantAgreements(t *testing.T) {
 		require.Less(t, bytes.Index([]byte(body), []byte(ends.ID)), bytes.Index([]byte(body), []byte(tea.ID)), "newest first")
 		_, _, ok := mandateRow(body, lis.ID)
 		require.False(t, ok, "another customer's agreement is not listed")
+		require.NotContains(t, body, wangCard, "card numbers show masked only")
+		require.NotContains(t, body, "110101199003071233")
 
 		revoke := func(id string) string { return "/portal/merchant-agreements/" + id + "/revoke" }
 		unchanged := func(id string, want agreement.Record) {
