@@ -17,6 +17,10 @@
 // Refunds go the same way through Refunder: a synchronous accept, an
 // asynchronous result learnt by QueryRefund.
 //
+// Manual-capture payments go through channels that implement Authorizer:
+// Pay with AuthorizeOnly only holds the payer's money, and Capture or Void
+// later takes all or part of it and gives the rest back.
+//
 // The package is pure: no I/O of its own.
 package channel
 
@@ -75,6 +79,12 @@ type PayRequest struct {
 	// Scenario is for simulated channels only: the outcome the sandbox
 	// merchant asked for (channel/sim's outcomes). Real channels ignore it.
 	Scenario string
+	// AuthorizeOnly asks the channel to authorize the payment without
+	// taking it (a card pre-authorization): the payer's money stays held
+	// at the channel until paygate captures or voids it through
+	// Authorizer. paygate sets it only for channels that implement
+	// Authorizer; a SUCCESS result then means "authorized".
+	AuthorizeOnly bool
 }
 
 // Accepted is a channel's synchronous acceptance of a payment. The result
@@ -217,4 +227,40 @@ type Refunder interface {
 	// Processing while the channel does not know, or an error
 	// (ErrUnknownRefund when the channel has no record).
 	QueryRefund(ctx context.Context, q RefundQuery) (RefundResult, error)
+}
+
+// ErrResolveDeclined marks a channel's definite refusal to capture or void
+// an authorization: it was already resolved the other way (captured when
+// asked to void, voided or captured for another amount when asked to
+// capture), or the request is malformed. Channels wrap it; callers test
+// with errors.Is. Any other error from Capture or Void leaves the outcome
+// unknown, and the call must be repeated.
+var ErrResolveDeclined = errors.New("channel: capture or void declined")
+
+// ResolveRequest names an authorization (a payment made with
+// AuthorizeOnly) to capture or void. AttemptID is what the channel knows
+// the payment by; each authorization is captured or voided once, so the
+// attempt id is also the resolution's idempotency key.
+type ResolveRequest struct {
+	AttemptID      string
+	ChannelTradeNo string
+	OrderID        string
+	// Amount is what Capture takes (0 < Amount <= Authorized; the rest
+	// goes back to the payer); Void ignores it.
+	Amount     int64
+	Authorized int64 // what the authorization holds
+	Currency   paygate.Currency
+}
+
+// Authorizer is implemented by channels that can hold a payment without
+// taking it (PayRequest.AuthorizeOnly). Capture takes req.Amount of the
+// authorization and releases the rest to the payer; Void releases all of
+// it. Both answer synchronously and are idempotent on req.AttemptID: the
+// same capture (same amount) or void again answers nil; a contradicting
+// one fails with an error matching ErrResolveDeclined; any other error
+// means the outcome is unknown and the call must be repeated. Both may be
+// slow and are never called inside a database transaction.
+type Authorizer interface {
+	Capture(ctx context.Context, req ResolveRequest) error
+	Void(ctx context.Context, req ResolveRequest) error
 }

@@ -69,7 +69,8 @@ var _ channel.Refunder = (*Sim)(nil)
 // recorded) for an unknown scenario, a missing refund id, a non-positive
 // amount, an amount above the payment's total, an unknown currency, or —
 // for a payment the simulator took — another currency or more than the
-// payment's amount refunded in all; ErrTimeout (recorded, outcome
+// payment's amount refunded in all (of an authorization: more than it
+// captured, or anything once voided); ErrTimeout (recorded, outcome
 // unknown to the caller) for RefundTimeout. A payment the simulator does
 // not know (paid before a restart) is refunded on the request's word.
 func (s *Sim) Refund(ctx context.Context, req channel.RefundRequest) (channel.RefundAccepted, error) {
@@ -94,7 +95,7 @@ func (s *Sim) Refund(ctx context.Context, req channel.RefundRequest) (channel.Re
 				refunded += r.req.Amount
 			}
 		}
-		if req.Currency != p.req.Currency || refunded+req.Amount > p.req.Amount {
+		if req.Currency != p.req.Currency || refunded+req.Amount > p.refundable() {
 			s.mu.Unlock()
 			return channel.RefundAccepted{}, fmt.Errorf("sim: refund exceeds the payment: %w", channel.ErrRefundDeclined)
 		}

@@ -13,6 +13,11 @@
 // their result is learnt by query, as with channels that do not call back
 // for refunds.
 //
+// Payments made with AuthorizeOnly are authorizations: the payer's money
+// is held until Capture takes all or part of it (the rest goes back) or
+// Void gives it all back (channel.Authorizer); Authorization shows where
+// one stands.
+//
 // The simulator keeps its payments and refunds in memory: a restart forgets
 // those in flight, which Query then reports as channel.ErrUnknownPayment
 // (QueryRefund as channel.ErrUnknownRefund).
@@ -112,8 +117,8 @@ type Config struct {
 }
 
 // Sim is the simulated channel. It implements channel.Channel,
-// channel.CallbackVerifier and channel.Refunder, and is safe for
-// concurrent use.
+// channel.CallbackVerifier, channel.Refunder and channel.Authorizer, and
+// is safe for concurrent use.
 type Sim struct {
 	cfg Config
 	cb  *Callbacks
@@ -122,6 +127,9 @@ type Sim struct {
 	payments map[string]*payment
 	byTrade  map[string]string
 	refunds  map[string]*refund // by refund id
+	// failResolves is how many more Capture/Void calls answer ErrTimeout
+	// without doing anything (FailResolves).
+	failResolves int
 }
 
 type payment struct {
@@ -131,6 +139,11 @@ type payment struct {
 	acceptedAt time.Time
 	finalAt    time.Time // when the result becomes known
 	final      channel.Status
+	// An authorization (PayRequest.AuthorizeOnly) holds the payer's money
+	// until Capture or Void resolves it: resolved is "" until then.
+	authOnly bool
+	resolved AuthorizationStatus
+	captured int64
 }
 
 var (
@@ -190,7 +203,8 @@ func (s *Sim) Pay(ctx context.Context, req channel.PayRequest) (channel.Accepted
 		s.mu.Unlock()
 		return channel.Accepted{ChannelTradeNo: p.tradeNo, AcceptedAt: p.acceptedAt}, nil
 	}
-	p := &payment{req: req, outcome: outcome, tradeNo: "sim_" + randHex(16), acceptedAt: now, final: channel.StatusSuccess}
+	p := &payment{req: req, outcome: outcome, tradeNo: "sim_" + randHex(16), acceptedAt: now, final: channel.StatusSuccess,
+		authOnly: req.AuthorizeOnly}
 	switch outcome {
 	case Success, Duplicate:
 		p.finalAt = now.Add(s.cfg.Delay)
