@@ -115,3 +115,25 @@ func ExampleClient_CreateRefund() {
 		// The channel failed it; the money is yours again. Refund again with a new number.
 	}
 }
+
+// A capture retried after a timeout must not run twice: the same
+// Idempotency-Key gets the first answer again.
+func ExampleWithIdempotencyKey() {
+	cfg, _ := client.LoadCredentials("data/demo-merchant.json", "http://127.0.0.1:8080")
+	c, _ := client.New(cfg)
+	// One key per operation, made once and kept with it (here, from the
+	// order id and what is done to it).
+	ctx := client.WithIdempotencyKey(context.Background(), "capture-ord_0123-1")
+	var o client.Order
+	var err error
+	for range 3 { // retried on network errors; never captured twice
+		if o, err = c.CaptureOrder(ctx, "ord_0123", client.CaptureOrderRequest{}); err == nil {
+			break
+		}
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) {
+			log.Fatal(apiErr.Code) // an answer: retrying will not change it
+		}
+	}
+	fmt.Println(o.Status)
+}

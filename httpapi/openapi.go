@@ -135,6 +135,7 @@ func OpenAPISpec() ([]byte, error) {
 	for _, h := range []string{"Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial"} {
 		sigHeaders[h] = &huma.Param{Schema: &huma.Schema{Type: "string"}}
 	}
+	one, maxIdemKey := 1, MaxIdempotencyKey
 	for _, rt := range Routes() {
 		op := &huma.Operation{Method: rt.Method, Path: rt.Path, OperationID: rt.OperationID, Summary: rt.Summary,
 			Description: rt.Description, Tags: rt.Tags, Responses: map[string]*huma.Response{}}
@@ -146,6 +147,11 @@ func OpenAPISpec() ([]byte, error) {
 		}
 		for _, q := range rt.Query {
 			op.Parameters = append(op.Parameters, &huma.Param{Name: q.Name, In: "query", Description: q.Description, Schema: &huma.Schema{Type: "string"}})
+		}
+		if rt.Auth && rt.Method == http.MethodPost {
+			op.Parameters = append(op.Parameters, &huma.Param{Name: IdempotencyHeader, In: "header",
+				Description: "Optional. A retry with the same key and the same request gets the first answer again (marked Idempotent-Replayed: true) for 24 hours; the same key with another request is 409 ID_CONFLICT, and while the first still runs 409 CONFLICT.",
+				Schema:      &huma.Schema{Type: "string", MinLength: &one, MaxLength: &maxIdemKey}})
 		}
 		if rt.Request != nil {
 			op.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{

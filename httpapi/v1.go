@@ -50,6 +50,11 @@ type V1 struct {
 	Payouts Payouts
 	// Certificates serves GET /v1/certificates (the platform public keys).
 	Certificates http.Handler
+	// Idempotency keeps the answers of merchant POSTs sent with an
+	// Idempotency-Key (see Idempotent); nil ignores the header.
+	Idempotency IdempotencyStore
+	// Clock dates Idempotency-Key rows; nil means the system clock.
+	Clock paygate.Clock
 	// Authenticate wraps the routes merchants call with their signature;
 	// the handlers find the merchant with MerchantFrom.
 	Authenticate func(http.Handler) http.Handler
@@ -357,6 +362,13 @@ func (v *V1) Register(mux *http.ServeMux) {
 		h := handlers[rt.OperationID]
 		if h == nil {
 			continue
+		}
+		if rt.Auth && rt.Method == http.MethodPost && v.Idempotency != nil {
+			clock := v.Clock
+			if clock == nil {
+				clock = paygate.SystemClock{}
+			}
+			h = Idempotent(v.Idempotency, clock, nil, h)
 		}
 		if rt.Auth {
 			h = auth(h)

@@ -183,6 +183,7 @@ func buildPlatform(cfg Config, db *store.DB, merchants *merchant.Service, reg *p
 	v1 := &httpapi.V1{
 		Orders: svc, Notifications: p.notifications, Refunds: svc, RefundBatches: p.refundBatches, Preauth: svc,
 		Certificates: httpapi.CertificatesHandler(merchants),
+		Idempotency:  db.IdempotencyKeys(), Clock: w.Clock,
 		Authenticate: auth.Wrap,
 		Sign:         func(h http.Handler) http.Handler { return httpapi.SignResponses(merchants, h) },
 	}
@@ -373,7 +374,8 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 	})
 	// Housekeeping rides on the nonce ticker: one-time codes a week after
 	// they expired, SMS outbox rows a week after they were sent or failed,
-	// and sandbox inbox messages after a week.
+	// sandbox inbox messages after a week, Idempotency-Key answers after a
+	// day.
 	every(iv.Nonces, func(c <-chan time.Time) {
 		week := func() time.Time { return p.clock.Now().Add(-otp.DefaultRetention) }
 		runBatches(ctx, "purged old one-time codes and text messages", func(ctx context.Context, limit int) (int, error) {
@@ -386,7 +388,11 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 				return 0, err
 			}
 			d, err := p.db.SMSInbox().DeleteBefore(ctx, week(), limit)
-			return int(max(a, b, d)), err
+			if err != nil {
+				return 0, err
+			}
+			e, err := p.db.IdempotencyKeys().DeleteIdempotentBefore(ctx, p.clock.Now().Add(-httpapi.IdempotencyTTL))
+			return int(max(a, b, d, e)), err
 		}, c, 1000, 100, p.log)
 	})
 }
