@@ -18,6 +18,18 @@ have_browser() {
 	return 1
 }
 
+# Screenshots (UPDATE_SCREENSHOTS=1) show Chinese names: without a CJK font
+# chromium draws empty boxes. The tests themselves need no fonts.
+if [[ "${UPDATE_SCREENSHOTS:-}" == "1" ]] && ! fc-list 2>/dev/null | grep -qi 'cjk\|wqy'; then
+	if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "ensure-chromium: installing fonts-noto-cjk for screenshots" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-cjk >/dev/null ||
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-cjk >/dev/null; }
+	else
+		echo "ensure-chromium: install fonts-noto-cjk for screenshots with Chinese text" >&2
+	fi
+fi
+
 if have_browser; then
 	exit 0
 fi
