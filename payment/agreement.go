@@ -64,6 +64,11 @@ func (s *Service) CreateAndPay(ctx context.Context, merchantID string, req Creat
 	if err != nil {
 		return Order{}, Attempt{}, false, err
 	}
+	if ch != nil {
+		if err := canTake(ch, o); err != nil {
+			return Order{}, Attempt{}, false, err
+		}
+	}
 	if src.Account != "" {
 		// Before the transaction: the embedded store has one writer.
 		if err := s.ensureAccounts(ctx, ChannelOnUs, m.ID, o.Amount.Currency); err != nil {
@@ -152,7 +157,8 @@ func (s *Service) CreateAndPay(ctx context.Context, merchantID string, req Creat
 // unknown outcome stays PROCESSING for ReconcileUnknown.
 func (s *Service) submit(ctx context.Context, ch channel.Channel, o Order, a Attempt, scenario string) (Attempt, error) {
 	acc, err := ch.Pay(ctx, channel.PayRequest{AttemptID: a.ID, OrderID: o.ID, MerchantID: o.MerchantID, Amount: a.Amount,
-		Currency: a.Currency, Description: o.Description, ExpiresAt: o.TimeExpire, ReturnURL: o.ReturnURL, Scenario: scenario})
+		Currency: a.Currency, Description: o.Description, ExpiresAt: o.TimeExpire, ReturnURL: o.ReturnURL, Scenario: scenario,
+		AuthorizeOnly: o.CaptureMethod == CaptureManual})
 	switch {
 	case err == nil:
 		return s.accepted(ctx, a, acc.ChannelTradeNo)

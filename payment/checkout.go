@@ -91,6 +91,9 @@ func (s *Service) CheckoutView(ctx context.Context, orderID string) (CheckoutOrd
 		CloseReason: o.CloseReason, Sandbox: o.Sandbox, MerchantCanTransact: m.Status.CanTransact(),
 		Methods: allowedMethods(o.PaymentMethods),
 	}
+	if o.CaptureMethod == CaptureManual {
+		c.Methods = authorizingMethods(c.Methods)
+	}
 	if o.Status == StatusAuthorized {
 		// To the payer an authorized order is paid: the money left their
 		// account (held); capturing or voiding it is the merchant's affair.

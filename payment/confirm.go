@@ -101,6 +101,9 @@ func (s *Service) pay(ctx context.Context, m paygate.Merchant, orderID string, c
 		if err := s.startable(ctx, tx, o, p); err != nil {
 			return err
 		}
+		if err := canTake(ch, o); err != nil {
+			return err
+		}
 		var day paygate.Date
 		if authorize != nil {
 			if day, err = authorize(ctx, tx, o); err != nil {
@@ -117,7 +120,8 @@ func (s *Service) pay(ctx context.Context, m paygate.Merchant, orderID string, c
 		return Attempt{}, err
 	}
 	acc, err := ch.Pay(ctx, channel.PayRequest{AttemptID: a.ID, OrderID: o.ID, MerchantID: o.MerchantID, Amount: a.Amount,
-		Currency: a.Currency, Description: o.Description, ExpiresAt: o.TimeExpire, ReturnURL: o.ReturnURL, Scenario: scenario})
+		Currency: a.Currency, Description: o.Description, ExpiresAt: o.TimeExpire, ReturnURL: o.ReturnURL, Scenario: scenario,
+		AuthorizeOnly: o.CaptureMethod == CaptureManual})
 	switch {
 	case err == nil:
 		at, err := s.accepted(ctx, a, acc.ChannelTradeNo)
@@ -280,11 +284,12 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 	var (
 		out           Order
 		held          *Attempt
+		stray         ChannelRelease
 		contradiction bool
 		mismatch      string
 	)
 	err = s.store.InTx(ctx, func(tx Tx) error {
-		held, contradiction, mismatch = nil, false, ""
+		held, stray, contradiction, mismatch = nil, ChannelRelease{}, false, ""
 		at, o, err := tx.LockAttemptWithOrder(ctx, a.ID)
 		if err != nil {
 			return err
@@ -339,6 +344,12 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 			out, err = s.paid(ctx, tx, m, o, at, paidAt, now, fromAccount(at))
 			return err
 		}
+		if strayAuthorization(o, at) {
+			// Only held at the channel, never taken: void it there.
+			out = o
+			stray, err = s.voidStray(ctx, tx, o, at)
+			return err
+		}
 		out, err = s.hold(ctx, tx, o, at)
 		if err == nil {
 			held = &at
@@ -360,6 +371,7 @@ func (s *Service) Confirm(ctx context.Context, r channel.Result) (Order, error) 
 			"channel", r.Channel, "attempt_id", r.AttemptID, "order_id", a.OrderID)
 	}
 	s.kick()
+	s.tellChannels(ctx, stray)
 	if held != nil {
 		s.log.Warn("payment: payment held for review in suspense", "alert", AlertHeldForReview, "review", string(held.Review),
 			"attempt_id", held.ID, "order_id", held.OrderID, "mchid", held.MerchantID, "amount", held.Amount, "currency", string(held.Currency))

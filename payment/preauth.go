@@ -172,8 +172,12 @@ func (s *Service) Capture(ctx context.Context, merchantID, orderID string, req C
 	if len(orderID) > maxOrderIDLen {
 		return Order{}, paygate.E(paygate.CodeNotFound, "order not found")
 	}
-	var out Order
+	var (
+		out Order
+		rel ChannelRelease
+	)
 	err = s.store.InTx(ctx, func(tx Tx) error {
+		rel = ChannelRelease{}
 		o, err := s.lockAuthorization(ctx, tx, m.ID, orderID)
 		if err != nil {
 			return err
@@ -209,6 +213,9 @@ func (s *Service) Capture(ctx context.Context, merchantID, orderID string, req C
 		if err := s.releaseLimits(ctx, tx, o, o.Amount.Authorized-n); err != nil {
 			return err
 		}
+		if rel, err = s.recordRelease(ctx, tx, o, n); err != nil {
+			return err
+		}
 		o.Status, o.SuccessTime, o.Amount.Captured, o.Amount.PayerTotal, o.Fee, o.UpdateTime = StatusSuccess, now, n, n, fee, now
 		if err := tx.UpdateOrder(ctx, o); err != nil {
 			return err
@@ -224,6 +231,7 @@ func (s *Service) Capture(ctx context.Context, merchantID, orderID string, req C
 		return Order{}, err
 	}
 	s.kick()
+	s.tellChannels(ctx, rel)
 	return s.view(out), nil
 }
 
@@ -246,7 +254,10 @@ func (s *Service) Void(ctx context.Context, merchantID, orderID string) (Order, 
 	if len(orderID) > maxOrderIDLen {
 		return Order{}, paygate.E(paygate.CodeNotFound, "order not found")
 	}
-	var out Order
+	var (
+		out Order
+		rel ChannelRelease
+	)
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		o, err := s.lockAuthorization(ctx, tx, m.ID, orderID)
 		if err != nil {
@@ -255,13 +266,14 @@ func (s *Service) Void(ctx context.Context, merchantID, orderID string) (Order, 
 		if _, refused := next(o.Status, TriggerVoid); refused {
 			return unresolvable(o)
 		}
-		out, err = s.release(ctx, tx, o, CloseVoided)
+		out, rel, err = s.release(ctx, tx, o, CloseVoided)
 		return err
 	})
 	if err != nil {
 		return Order{}, err
 	}
 	s.kick()
+	s.tellChannels(ctx, rel)
 	return s.view(out), nil
 }
 
@@ -278,8 +290,9 @@ func (s *Service) ExpireAuthorizations(ctx context.Context, limit int) (int, err
 		limit = 100
 	}
 	n := 0
+	var rels []ChannelRelease
 	err := s.store.InTx(ctx, func(tx Tx) error {
-		n = 0
+		n, rels = 0, rels[:0]
 		os, err := tx.LockExpiredAuthorizations(ctx, s.now(), limit)
 		if err != nil {
 			return err
@@ -288,9 +301,11 @@ func (s *Service) ExpireAuthorizations(ctx context.Context, limit int) (int, err
 			if _, refused := next(o.Status, TriggerAuthExpire); refused || o.Status != StatusAuthorized {
 				continue
 			}
-			if _, err := s.release(ctx, tx, o, CloseAuthorizationExpired); err != nil {
+			_, rel, err := s.release(ctx, tx, o, CloseAuthorizationExpired)
+			if err != nil {
 				return err
 			}
+			rels = append(rels, rel)
 			n++
 		}
 		return nil
@@ -301,12 +316,14 @@ func (s *Service) ExpireAuthorizations(ctx context.Context, limit int) (int, err
 	if n > 0 {
 		s.kick()
 	}
+	s.tellChannels(ctx, rels...)
 	return n, nil
 }
 
-// release voids an AUTHORIZED order's hold inside tx and closes the order
-// with reason (CloseVoided, CloseAuthorizationExpired).
-func (s *Service) release(ctx context.Context, tx Tx, o Order, reason string) (Order, error) {
+// release voids an AUTHORIZED order's hold inside tx, records the void its
+// channel must be told of (when the authorization is held at a channel),
+// and closes the order with reason (CloseVoided, CloseAuthorizationExpired).
+func (s *Service) release(ctx context.Context, tx Tx, o Order, reason string) (Order, ChannelRelease, error) {
 	_, err := s.books.Apply(ctx, tx, []ledger.Transfer{{ID: prefixVoid + o.ID, PendingID: "pay_" + o.ID, Flags: ledger.VoidPending,
 		Code: TransferPayment, Ref: o.TransactionID}})
 	if paygate.HasCode(err, paygate.CodeAlreadyResolved) {
@@ -314,19 +331,24 @@ func (s *Service) release(ctx context.Context, tx Tx, o Order, reason string) (O
 		// back; anything else is a bug to surface, not to paper over.
 		hs, lerr := tx.TransfersByID(ctx, []string{"pay_" + o.ID})
 		if lerr != nil {
-			return Order{}, lerr
+			return Order{}, ChannelRelease{}, lerr
 		}
 		if len(hs) == 1 && hs[0].HoldStatus == ledger.HoldExpired {
 			err = nil
 		}
 	}
 	if err != nil {
-		return Order{}, fmt.Errorf("payment: release authorization: %w", err)
+		return Order{}, ChannelRelease{}, fmt.Errorf("payment: release authorization: %w", err)
 	}
 	if err := s.releaseLimits(ctx, tx, o, o.Amount.Authorized); err != nil {
-		return Order{}, err
+		return Order{}, ChannelRelease{}, err
 	}
-	return s.closeOrder(ctx, tx, o, reason)
+	rel, err := s.recordRelease(ctx, tx, o, 0)
+	if err != nil {
+		return Order{}, ChannelRelease{}, err
+	}
+	out, err := s.closeOrder(ctx, tx, o, reason)
+	return out, rel, err
 }
 
 // releaseLimits gives back amount of the limit usage the authorizing

@@ -16,6 +16,7 @@ import (
 type Tx interface {
 	ledger.Tx
 	notify.Tx
+	ReleaseTx
 
 	// InsertOrder inserts o unless the merchant already has an order with
 	// its out_trade_no, and reports whether it inserted.
