@@ -23,6 +23,7 @@ import (
 
 	"paygate"
 	"paygate/customer"
+	"paygate/transfer"
 )
 
 // PortalCustomers is what the portal uses of customers; *customer.Service
@@ -257,6 +258,7 @@ type overviewView struct {
 
 type entryView struct {
 	Time, TimeISO, Date, Kind, Direction, Amount, Ref string
+	RefURL                                            string // a page about Ref, when there is one
 	Pending                                           bool
 }
 
@@ -911,6 +913,10 @@ func (p *Portal) history(w http.ResponseWriter, r *http.Request, c customer.Cust
 func (p *Portal) entry(e customer.HistoryEntry) entryView {
 	ev := entryView{Time: p.localTime(e.Time), TimeISO: e.Time.UTC().Format(time.RFC3339), Date: string(e.AccountingDate),
 		Kind: entryKinds[e.Kind], Ref: e.Ref, Pending: e.Pending}
+	if e.Kind == customer.EntryTransfer && strings.HasPrefix(e.Ref, transfer.PrefixTransfer) {
+		// Both parties may open it (transfer.Get): who sent or received it.
+		ev.RefURL = "/portal/transfers/" + url.PathEscape(e.Ref)
+	}
 	if e.Direction == customer.DirectionOut {
 		ev.Direction, ev.Amount = "out", "-"+FormatYuan(e.Amount)
 	} else {

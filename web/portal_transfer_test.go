@@ -213,6 +213,12 @@ func TestPortalTransferSends(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		require.Contains(t, body, "Transfer from *明 138****0001")
 		require.NotContains(t, body, "Transfer sent")
+		// Both parties' histories show it, linked to its page.
+		for _, b := range []*browser{wang, plain} {
+			resp, body = b.get("/portal/history")
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Contains(t, body, `<a href="/portal/transfers/`+id+`">`+id+`</a>`)
+		}
 
 		// Another customer's session: 404, as an unknown id.
 		lisi := e.browser(t)
