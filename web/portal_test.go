@@ -285,7 +285,7 @@ func TestPortalLogin(t *testing.T) {
 			resp, body := b.submit("/portal/login", "/portal/login", url.Values{"login": {wangLogin}, "password": {"Wrong-pass-1"}})
 			if i > 0 {
 				require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-				require.Contains(t, body, fmt.Sprintf("%d tries left", i))
+				require.Contains(t, body, fmt.Sprintf("%d %s left", i, map[bool]string{true: "try", false: "tries"}[i == 1]))
 				continue
 			}
 			require.Equal(t, http.StatusForbidden, resp.StatusCode)

@@ -534,7 +534,8 @@ func TestCheckoutHTTPPayPasswordLockout(t *testing.T) {
 		o := e.order(t, 4_000)
 		for _, left := range []int{4, 3, 2, 1} {
 			res, body := b.submit(o.ID, "card-pay", url.Values{"card_number": {coCardPays}, "pay_password": {"975310"}})
-			coRequireRefused(t, res, body, http.StatusUnprocessableEntity, fmt.Sprintf("Wrong payment password, %d tries left.", left))
+			tries := map[bool]string{true: "try", false: "tries"}[left == 1]
+			coRequireRefused(t, res, body, http.StatusUnprocessableEntity, fmt.Sprintf("Wrong payment password, %d %s left.", left, tries))
 		}
 		locked := "Too many wrong passwords: this is locked until 13:00 on 22 Nov (Beijing time)."
 		res, body := b.submit(o.ID, "card-pay", url.Values{"card_number": {coCardPays}, "pay_password": {"975310"}})
