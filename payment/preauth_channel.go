@@ -209,7 +209,7 @@ func (s *Service) tellChannel(ctx context.Context, r ChannelRelease) (ChannelRel
 	case errors.Is(err, channel.ErrResolveDeclined):
 		to, code = ReleaseDeclined, "DECLINED"
 	case err != nil:
-		code = "UNKNOWN"
+		to, code = ReleasePending, "UNKNOWN"
 		if errors.Is(err, context.DeadlineExceeded) {
 			code = "TIMEOUT"
 		}

@@ -13,6 +13,7 @@ import (
 
 	"paygate"
 	"paygate/ledger"
+	"paygate/channel/sim"
 	"paygate/payment"
 	"paygate/store"
 	"paygate/store/storetest"
@@ -48,8 +49,12 @@ func (l *releasedLog) of(orderID string) int64 {
 // one order, and checks after every step that captures stay within the
 // amount authorized, refunds within the amount captured, each hold is
 // resolved once and as its order's status says, the limit usage given
-// back is exactly what the authorization released, and (for the first
-// runs after every step, for all at their end) that the ledger balances.
+// back is exactly what the authorization released, that the simulator
+// holding an authorization captured and gave back exactly what paygate
+// did (captured + released = authorized at the channel; while the
+// simulator does not answer, it still holds it and the release job tells
+// it later), and (for the first runs after every step, for all at their
+// end) that the ledger balances.
 func TestPreauthProperties(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -66,6 +71,7 @@ func TestPreauthProperties(t *testing.T) {
 				id     string
 				manual bool
 				limits bool // reserved limits (on us)
+				sim    bool // authorized at the simulator
 			}
 			var orders []ord
 			n := 0
@@ -110,15 +116,15 @@ func TestPreauthProperties(t *testing.T) {
 						func(context.Context, payment.Tx, payment.Order) (paygate.Date, error) { return "2026-11-22", nil })
 					require.NoError(rt, err)
 					require.Equal(rt, payment.StatusAuthorized, o.Status)
-					orders = append(orders, ord{o.ID, true, true})
+					orders = append(orders, ord{o.ID, true, true, false})
 				},
 				"authorize through the simulator": func(rt *rapid.T) {
 					o := f.authorizedSim(rt, mch, no(), rapid.Int64Range(1, 300_000).Draw(rt, "total"))
-					orders = append(orders, ord{o.ID, true, false})
+					orders = append(orders, ord{o.ID, true, false, true})
 				},
 				"pay automatically": func(rt *rapid.T) {
 					o := f.paidOnUs(rt, mch, no(), rapid.Int64Range(1, 300_000).Draw(rt, "total"))
-					orders = append(orders, ord{o.ID, false, false})
+					orders = append(orders, ord{o.ID, false, false, false})
 				},
 				"capture": func(rt *rapid.T) {
 					o := pick(rt)
@@ -159,6 +165,13 @@ func TestPreauthProperties(t *testing.T) {
 						ok(rt, fmt.Sprintf("concurrent op %d", ops[i]), err, captureCodes...)
 					}
 				},
+				"the channel stops answering": func(rt *rapid.T) {
+					f.sim.FailResolves(rapid.IntRange(0, 3).Draw(rt, "unanswered"))
+				},
+				"release job": func(rt *rapid.T) {
+					_, err := f.svc.ReleaseAtChannels(f.ctx, 1000)
+					require.NoError(rt, err)
+				},
 				"advance and expire": func(rt *rapid.T) {
 					f.clock.Advance(time.Duration(rapid.Int64Range(1, 4*24*3600).Draw(rt, "seconds")) * time.Second)
 					if rapid.Bool().Draw(rt, "ledger job first") {
@@ -167,10 +180,15 @@ func TestPreauthProperties(t *testing.T) {
 					}
 					_, err := f.svc.ExpireAuthorizations(f.ctx, 1000)
 					require.NoError(rt, err)
+					_, err = f.svc.ReleaseAtChannels(f.ctx, 1000)
+					require.NoError(rt, err)
 				},
 				"": func(rt *rapid.T) {
 					for _, o := range orders {
 						checkAuthorization(rt, f, rel, mch, o.id, o.manual, o.limits)
+						if o.sim {
+							checkAtChannel(rt, f, mch, o.id, false)
+						}
 					}
 					checkRefundInvariants(rt, f, mch, thisRun <= ledgerEveryStepRuns)
 				},
@@ -180,8 +198,16 @@ func TestPreauthProperties(t *testing.T) {
 			_, err := f.svc.ExpireAuthorizations(f.ctx, 1000)
 			require.NoError(rt, err)
 			require.Zero(rt, f.count(rt, `SELECT COUNT(*) FROM payment_orders WHERE merchant_id = $1 AND status = 'AUTHORIZED'`, mch))
+			// The channel answers again: the job tells it everything left.
+			f.sim.FailResolves(0)
+			f.clock.Advance(2 * time.Hour)
+			_, err = f.svc.ReleaseAtChannels(f.ctx, 1000)
+			require.NoError(rt, err)
 			for _, o := range orders {
 				checkAuthorization(rt, f, rel, mch, o.id, o.manual, o.limits)
+				if o.sim {
+					checkAtChannel(rt, f, mch, o.id, true)
+				}
 			}
 			checkRefundInvariants(rt, f, mch, true)
 		})
@@ -234,5 +260,51 @@ func checkAuthorization(t testingT, f *fixture, rel *releasedLog, mch, id string
 	}
 	if limits {
 		require.Equal(t, wantReleased, rel.of(id), "%s (%s): limit usage given back once, for what was released", id, o.Status)
+	}
+}
+
+// checkAtChannel checks an order authorized at the simulator against what
+// the simulator holds: held while the order is AUTHORIZED; once resolved,
+// one release of the order's attempt, which the simulator has carried out
+// exactly as paygate resolved it (captured + released = authorized at the
+// channel) once it is DONE, and nothing yet while it is PENDING (drained:
+// DONE). A channel never refuses here: DECLINED is a bug.
+func checkAtChannel(t testingT, f *fixture, mch, id string, drained bool) {
+	t.Helper()
+	o := f.get(t, mch, id)
+	at, ok := f.sim.Authorization(o.TransactionID)
+	require.True(t, ok, "%s: held at the simulator", id)
+	require.Equal(t, o.Amount.Authorized, at.Authorized, id)
+	rs := f.releases(t, id)
+	if o.Status == payment.StatusAuthorized {
+		require.Empty(t, rs, "%s: nothing to tell the channel yet", id)
+		require.Equal(t, sim.AuthorizationHeld, at.Status, id)
+		return
+	}
+	require.Len(t, rs, 1, "%s: the channel is told once", id)
+	r := rs[0]
+	require.Equal(t, o.TransactionID, r.AttemptID, id)
+	require.Equal(t, o.Amount.Captured, r.Amount, "%s: the channel captures what paygate captured", id)
+	require.Equal(t, o.Amount.Authorized, r.Authorized, id)
+	if drained {
+		require.Equal(t, payment.ReleaseDone, r.Status, "%s: drained", id)
+	}
+	switch r.Status {
+	case payment.ReleasePending:
+		require.Equal(t, sim.AuthorizationHeld, at.Status, "%s: not told yet", id)
+	case payment.ReleaseDone:
+		want := sim.AuthorizationVoided
+		if o.Amount.Captured > 0 {
+			want = sim.AuthorizationCaptured
+			require.Equal(t, payment.ReleaseCapture, r.Kind, id)
+		} else {
+			require.Equal(t, payment.ReleaseVoid, r.Kind, id)
+		}
+		require.Equal(t, want, at.Status, id)
+		require.Equal(t, o.Amount.Captured, at.Captured, "%s: captured at the channel", id)
+		require.Equal(t, o.Amount.Authorized-o.Amount.Captured, at.Released, "%s: the rest given back at the channel", id)
+		require.Equal(t, at.Authorized, at.Captured+at.Released, id)
+	default:
+		t.Errorf("%s: release %s", id, r.Status)
 	}
 }
