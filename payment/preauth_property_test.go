@@ -12,8 +12,8 @@ import (
 	"pgregory.net/rapid"
 
 	"paygate"
-	"paygate/ledger"
 	"paygate/channel/sim"
+	"paygate/ledger"
 	"paygate/payment"
 	"paygate/store"
 	"paygate/store/storetest"
