@@ -335,6 +335,11 @@ func (p *platform) runJobs(ctx context.Context, jobs *sync.WaitGroup, iv jobInte
 	every(iv.Reconcile, func(c <-chan time.Time) {
 		runBatches(ctx, "reconciled refunds", p.payments.ReconcileRefunds, c, 100, 10, p.log)
 	})
+	// Authorizations held at a channel: captures and voids the channel has
+	// not confirmed yet are told again until it does.
+	every(iv.Reconcile, func(c <-chan time.Time) {
+		runBatches(ctx, "told channels how authorizations ended", p.payments.ReleaseAtChannels, c, 100, 10, p.log)
+	})
 	every(iv.Reconcile, func(c <-chan time.Time) {
 		runBatches(ctx, "queried transfers to other banks", p.transfers.Reconcile, c, 100, 10, p.log)
 	})
