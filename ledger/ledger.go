@@ -483,10 +483,11 @@ type lockChecker interface {
 }
 
 // journalWriter is an optional fast path of a Tx: InsertTransfers(ts) and,
-// only when every transfer was inserted, WriteBalances(rows), in one round
+// only when every transfer was inserted, WriteBalances(rows) and
+// SetHoldStatus of each of holds (by ID, to its HoldStatus), in one round
 // trip. It returns how many transfers were inserted.
 type journalWriter interface {
-	WriteJournal(ctx context.Context, ts []Transfer, rows []ShardBalance) (int64, error)
+	WriteJournal(ctx context.Context, ts []Transfer, rows []ShardBalance, holds []Transfer) (int64, error)
 }
 
 func (l *Ledger) apply(ctx context.Context, tx Tx, ts []Transfer, internal bool) ([]Result, error) {
@@ -670,8 +671,23 @@ func (l *Ledger) applyLocked(ctx context.Context, tx Tx, ts []Transfer, w *work,
 	for k := range w.dirty {
 		dirty = append(dirty, *w.rows[k])
 	}
+	// A hold created and resolved in this journal is inserted resolved;
+	// the others resolved here are updated.
+	for i := range out {
+		if h := w.created[out[i].ID]; h != nil {
+			out[i].HoldStatus = h.HoldStatus
+		}
+	}
+	var resolved []Transfer
+	for id, h := range w.holds {
+		if h.HoldStatus != HoldPending && w.created[id] == nil {
+			resolved = append(resolved, *h)
+		}
+	}
+	// The balance rows stay locked until the caller's COMMIT: write
+	// everything in as few round trips as the store allows.
 	if jw, ok := tx.(journalWriter); ok {
-		n, err := jw.WriteJournal(ctx, out, dirty)
+		n, err := jw.WriteJournal(ctx, out, dirty, resolved)
 		if err != nil {
 			return nil, err
 		}
@@ -689,19 +705,14 @@ func (l *Ledger) applyLocked(ctx context.Context, tx Tx, ts []Transfer, w *work,
 		if err := tx.WriteBalances(ctx, dirty); err != nil {
 			return nil, err
 		}
-	}
-	for id, h := range w.holds {
-		if h.HoldStatus != HoldPending {
-			if err := tx.SetHoldStatus(ctx, id, h.HoldStatus); err != nil {
+		for _, h := range resolved {
+			if err := tx.SetHoldStatus(ctx, h.ID, h.HoldStatus); err != nil {
 				return nil, err
 			}
 		}
 	}
 	res := make([]Result, len(out))
 	for i, t := range out {
-		if h := w.created[t.ID]; h != nil {
-			t.HoldStatus = h.HoldStatus // resolved later in the same journal
-		}
 		res[i] = Result{Transfer: t}
 	}
 	return res, nil

@@ -229,6 +229,14 @@ func TestTwoPhase(t *testing.T) {
 		)
 		require.Equal(t, ledger.HoldPosted, r[0].HoldStatus)
 		require.Equal(t, ledger.Balance{DebitsPosted: 220, CreditsPosted: 1000}, f.balance(t, "alice"))
+		ts, err = f.l.LookupTransfers(f.ctx, []string{"h1", "h2", "h3", "h4"})
+		require.NoError(t, err)
+		status := map[string]ledger.HoldStatus{}
+		for _, x := range ts {
+			status[x.ID] = x.HoldStatus
+		}
+		require.Equal(t, map[string]ledger.HoldStatus{"h1": ledger.HoldPosted, "h2": ledger.HoldPosted, "h3": ledger.HoldVoided,
+			"h4": ledger.HoldPosted}, status, "stored as resolved, the hold of the same journal included")
 	})
 }
 

@@ -479,6 +479,13 @@ func (s *Service) Refund(ctx context.Context, merchantID string, req CreateRefun
 		} else {
 			r.FundsSource = FundsSettled
 		}
+		stored := !refundMayWait(r)
+		if stored {
+			// Inserted as it stands once its money moved, so that the
+			// journal can be the transaction's last statement
+			// (takeRefundFunds).
+			r = s.fundedRefund(r, now)
+		}
 		inserted, err := tx.InsertRefund(ctx, r)
 		if err != nil {
 			return err
@@ -496,7 +503,7 @@ func (s *Service) Refund(ctx context.Context, merchantID string, req CreateRefun
 				return err
 			}
 		}
-		out, err = s.takeRefundFunds(ctx, tx, o, r)
+		out, err = s.takeRefundFunds(ctx, tx, o, r, stored)
 		return err
 	})
 	if err != nil {
@@ -523,11 +530,40 @@ func (s *Service) replayRefund(prev Refund, orderID string, rr refundRequest, no
 	return nil
 }
 
+// refundMayWait reports whether r's journal may fail into a state that
+// is recorded (a settled order's refund that waits when the balance is
+// short): only then must its row be written after the journal.
+func refundMayWait(r Refund) bool {
+	return r.FundsSource == FundsSettled && r.IfInsufficient == InsufficientWait
+}
+
+// fundedRefund returns r as it stands once its money moved at now:
+// SUCCESS for a payment on us, PROCESSING with its first query scheduled
+// for a channel.
+func (s *Service) fundedRefund(r Refund, now time.Time) Refund {
+	r.AwaitingFunds, r.UpdateTime = false, now
+	if r.Channel != ChannelOnUs { // held: the channel's answer is queried from now on
+		r.QueryCount, r.NextQueryAt = 0, now.Add(s.refundBackoff(0))
+		return r
+	}
+	r.Status, r.SuccessTime, r.NextQueryAt = RefundSuccess, now, time.Time{}
+	return r
+}
+
 // takeRefundFunds moves a PROCESSING refund's money inside tx (the order
-// locked, the refund row written): see Refund. It updates and returns the
-// refund: SUCCESS for a payment on us, PROCESSING with the hold placed for
-// a channel, or PROCESSING awaiting funds (WAIT, settled balance short).
-func (s *Service) takeRefundFunds(ctx context.Context, tx Tx, o Order, r Refund) (Refund, error) {
+// locked, the refund row written): see Refund. It returns the refund as
+// it now stands: SUCCESS for a payment on us, PROCESSING with the hold
+// placed for a channel, or PROCESSING awaiting funds (WAIT, settled
+// balance short).
+//
+// stored says the row already holds fundedRefund's state: then the
+// notification is queued first and the journal is the transaction's last
+// statement. The journal locks the merchant's pending or settled balance
+// row, which every refund of the merchant shares, so the lock is held
+// only until COMMIT and the merchant's refunds queue on it as briefly as
+// they can. Without stored (a refund that may wait) the row is updated
+// after the journal, as its outcome decides.
+func (s *Service) takeRefundFunds(ctx context.Context, tx Tx, o Order, r Refund, stored bool) (Refund, error) {
 	cur := r.Amount.Currency
 	pays, err := tx.TransfersByID(ctx, []string{"pay_" + o.ID})
 	if err != nil {
@@ -553,33 +589,49 @@ func (s *Service) takeRefundFunds(ctx context.Context, tx Tx, o Order, r Refund)
 		journal = append(journal, ledger.Transfer{ID: "rhold_" + r.ID, DebitAccountID: from, CreditAccountID: source,
 			Amount: r.Amount.Refund, Currency: cur, Flags: ledger.Pending, Code: TransferRefund, Ref: r.ID})
 	}
+	if stored {
+		if r.Status == RefundSuccess {
+			if err := s.refundEvent(ctx, tx, r, EventRefundSuccess, "Refund succeeded"); err != nil {
+				return Refund{}, err
+			}
+		}
+		if _, err := s.books.Apply(ctx, tx, journal); err != nil {
+			return Refund{}, refundJournalError(r, err)
+		}
+		return r, nil
+	}
 	_, err = s.books.Apply(ctx, tx, journal)
 	now := s.now()
 	switch {
 	case err == nil:
-	case paygate.HasCode(err, paygate.CodeInsufficientFunds) && r.FundsSource == FundsSettled:
-		if r.IfInsufficient != InsufficientWait {
-			return Refund{}, paygate.EField(paygate.CodeInsufficientFunds, "amount.refund",
-				"the merchant's settled balance is short of the refund; retry later, or ask to wait (if_insufficient WAIT)")
-		}
+	case paygate.HasCode(err, paygate.CodeInsufficientFunds) && r.FundsSource == FundsSettled && r.IfInsufficient == InsufficientWait:
 		r.AwaitingFunds, r.UpdateTime = true, now
 		if r.NextQueryAt.IsZero() {
 			r.NextQueryAt = now.Add(s.refundBackoff(0))
 		}
 		return r, tx.UpdateRefund(ctx, r)
 	default:
-		return Refund{}, fmt.Errorf("payment: book refund: %w", err)
+		return Refund{}, refundJournalError(r, err)
 	}
-	r.AwaitingFunds, r.UpdateTime = false, now
-	if r.Channel != ChannelOnUs { // held: the channel's answer is queried from now on
-		r.QueryCount, r.NextQueryAt = 0, now.Add(s.refundBackoff(0))
-		return r, tx.UpdateRefund(ctx, r)
-	}
-	r.Status, r.SuccessTime, r.NextQueryAt = RefundSuccess, now, time.Time{}
+	r = s.fundedRefund(r, now)
 	if err := tx.UpdateRefund(ctx, r); err != nil {
 		return Refund{}, err
 	}
-	return r, s.refundEvent(ctx, tx, r, EventRefundSuccess, "Refund succeeded")
+	if r.Status == RefundSuccess {
+		return r, s.refundEvent(ctx, tx, r, EventRefundSuccess, "Refund succeeded")
+	}
+	return r, nil
+}
+
+// refundJournalError is the answer to a refund journal the ledger
+// refused: a settled balance short of the refund is the merchant's
+// CodeInsufficientFunds on amount.refund.
+func refundJournalError(r Refund, err error) error {
+	if paygate.HasCode(err, paygate.CodeInsufficientFunds) && r.FundsSource == FundsSettled {
+		return paygate.EField(paygate.CodeInsufficientFunds, "amount.refund",
+			"the merchant's settled balance is short of the refund; retry later, or ask to wait (if_insufficient WAIT)")
+	}
+	return fmt.Errorf("payment: book refund: %w", err)
 }
 
 // refundEvent queues a REFUND.* notification of r inside tx.
@@ -717,14 +769,19 @@ func (s *Service) bookRefund(ctx context.Context, res channel.RefundResult) (Ref
 			}
 			typ, summary = EventRefundAbnormal, "Refund failed"
 		}
-		if _, err := s.books.Apply(ctx, tx, journal); err != nil {
-			return fmt.Errorf("payment: book refund result: %w", err)
-		}
+		// The journal last: it locks the merchant's balance row, which
+		// every refund of the merchant shares, until COMMIT.
 		if err := tx.UpdateRefund(ctx, r); err != nil {
 			return err
 		}
+		if err := s.refundEvent(ctx, tx, r, typ, summary); err != nil {
+			return err
+		}
+		if _, err := s.books.Apply(ctx, tx, journal); err != nil {
+			return fmt.Errorf("payment: book refund result: %w", err)
+		}
 		out = r
-		return s.refundEvent(ctx, tx, r, typ, summary)
+		return nil
 	})
 	if err != nil {
 		if contradiction {
@@ -1023,7 +1080,7 @@ func (s *Service) fundWaiting(ctx context.Context, r0 Refund) (bool, error) {
 			return nil // closed, or funded by another process
 		}
 		r.NextQueryAt = r0.NextQueryAt // as the claim scheduled it
-		out, err = s.takeRefundFunds(ctx, tx, o, r)
+		out, err = s.takeRefundFunds(ctx, tx, o, r, false)
 		funded = err == nil && !out.AwaitingFunds
 		return err
 	})

@@ -162,16 +162,27 @@ func (tx *Tx) TransfersByIDLockBalances(ctx context.Context, ids []string, keys 
 
 // WriteJournal is the ledger's one-round-trip fast path for
 // InsertTransfers(ts) followed, when every transfer was inserted, by
-// WriteBalances(rows). On PostgreSQL both are one statement (the UPDATE a
-// data-modifying CTE that runs only if the INSERT inserted every row); on
-// SQLite, where statements cost no round trip, they are the two calls.
-func (tx *Tx) WriteJournal(ctx context.Context, ts []ledger.Transfer, rows []ledger.ShardBalance) (int64, error) {
+// WriteBalances(rows) and SetHoldStatus of each of holds. On PostgreSQL
+// they are one statement (the UPDATEs data-modifying CTEs that run only if
+// the INSERT inserted every row), so that the balance rows the caller
+// locked wait for one round trip before its COMMIT, not one per write; on
+// SQLite, where statements cost no round trip, they are the separate
+// calls.
+func (tx *Tx) WriteJournal(ctx context.Context, ts []ledger.Transfer, rows []ledger.ShardBalance, holds []ledger.Transfer) (int64, error) {
 	if tx.db.Dialect != Postgres || len(rows) == 0 {
 		n, err := tx.InsertTransfers(ctx, ts)
 		if err != nil || n != int64(len(ts)) {
 			return n, err
 		}
-		return n, tx.WriteBalances(ctx, rows)
+		if err := tx.WriteBalances(ctx, rows); err != nil {
+			return n, err
+		}
+		for _, h := range holds {
+			if err := tx.SetHoldStatus(ctx, h.ID, h.HoldStatus); err != nil {
+				return n, err
+			}
+		}
+		return n, nil
 	}
 	ins, args := insertTransfersSQL(ts)
 	p := len(args) + 1
@@ -187,13 +198,27 @@ func (tx *Tx) WriteJournal(ctx context.Context, ts []ledger.Transfer, rows []led
 		p += 6
 		args = append(args, r.AccountID, r.Shard, r.DebitsPending, r.DebitsPosted, r.CreditsPending, r.CreditsPosted)
 	}
+	var hs strings.Builder
+	if len(holds) > 0 {
+		hs.WriteString(`,
+		hld AS (UPDATE ledger_transfers SET hold_status = h.column2 FROM (VALUES `)
+		for i, h := range holds {
+			if i > 0 {
+				hs.WriteString(", ")
+			}
+			fmt.Fprintf(&hs, "($%d, CAST($%d AS TEXT))", p+1, p+2)
+			p += 2
+			args = append(args, h.ID, string(h.HoldStatus))
+		}
+		hs.WriteString(`) AS h WHERE ledger_transfers.id = h.column1 AND (SELECT count(*) FROM ins) = $` + strconv.Itoa(count) + `)`)
+	}
 	var n int64
 	err := tx.tx.QueryRowContext(ctx, `WITH ins AS (`+ins+` RETURNING 1),
 		upd AS (UPDATE ledger_balances SET debits_pending = v.column3, debits_posted = v.column4,
 			credits_pending = v.column5, credits_posted = v.column6
 			FROM (VALUES `+b.String()+`) AS v
 			WHERE ledger_balances.account_id = v.column1 AND ledger_balances.shard = v.column2
-			AND (SELECT count(*) FROM ins) = $`+strconv.Itoa(count)+`)
+			AND (SELECT count(*) FROM ins) = $`+strconv.Itoa(count)+`)`+hs.String()+`
 		SELECT count(*) FROM ins`, args...).Scan(&n)
 	return n, wrapDB(err)
 }
