@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"paygate"
+	"paygate/channel/sim"
 	"paygate/client"
 	"paygate/ledger"
 	"paygate/merchant"
@@ -71,6 +72,21 @@ func startPreauthE2E(t *testing.T, db *store.DB, period time.Duration) *e2e {
 	return e
 }
 
+// requireAtSim checks that the sandbox channel, which held the order's
+// authorization, captured what paygate captured and gave the payer the
+// rest back — right after paygate's command, or soon after through the
+// release job.
+func (e *e2e) requireAtSim(t *testing.T, o client.Order, status sim.AuthorizationStatus, captured int64) {
+	t.Helper()
+	want := sim.Authorization{AttemptID: o.TransactionID, Status: status, Authorized: o.Amount.Authorized, Captured: captured,
+		Released: o.Amount.Authorized - captured}
+	require.NotEmpty(t, o.TransactionID)
+	require.Eventually(t, func() bool {
+		got, ok := e.p.sim.Authorization(o.TransactionID)
+		return ok && got == want
+	}, 15*time.Second, 20*time.Millisecond, "the sandbox channel shows %+v", want)
+}
+
 // orderEvent waits for the merchant's endpoint to receive the notification
 // of type typ about the order, verified and decrypted by the SDK.
 func (e *e2e) orderEvent(t *testing.T, orderID, typ string) client.Order {
@@ -117,7 +133,9 @@ func apiCode(t *testing.T, err error) (int, string) {
 // (TRANSACTION.SUCCESS, the rest released), refuses a second capture and a
 // void, refunds within the amount captured; another is voided
 // (TRANSACTION.CLOSED, VOIDED); bad input and another merchant's order are
-// refused; concurrent captures capture once; the ledger balances.
+// refused; concurrent captures capture once; the ledger balances; and the
+// sandbox channel, which held each authorization, captured exactly what
+// paygate captured and gave the payer the rest (all of a void) back.
 func TestEndToEndPreauth(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -205,6 +223,7 @@ func TestEndToEndPreauth(t *testing.T) {
 		require.Equal(t, int64(10_000), captured.Amount.Authorized)
 		n := e.orderEvent(t, o.ID, "TRANSACTION.SUCCESS")
 		require.Equal(t, int64(6_000), n.Amount.Captured)
+		e.requireAtSim(t, captured, sim.AuthorizationCaptured, 6_000)
 		_, err = e.client.CaptureOrder(ctx, o.ID, client.CaptureOrderRequest{})
 		status, code = apiCode(t, err)
 		require.Equal(t, 409, status)
@@ -233,6 +252,7 @@ func TestEndToEndPreauth(t *testing.T) {
 		require.Equal(t, "CLOSED", voided.Status)
 		require.Equal(t, "VOIDED", voided.CloseReason)
 		require.Equal(t, "VOIDED", e.orderEvent(t, v.ID, "TRANSACTION.CLOSED").CloseReason)
+		e.requireAtSim(t, voided, sim.AuthorizationVoided, 0)
 		_, err = e.client.CaptureOrder(ctx, v.ID, client.CaptureOrderRequest{})
 		_, code = apiCode(t, err)
 		require.Equal(t, "ALREADY_RESOLVED", code, "capture after void")
@@ -279,6 +299,9 @@ func TestEndToEndPreauth(t *testing.T) {
 		want := int64(0)
 		if final.Status == "SUCCESS" {
 			want = 10_000 - e.created.Merchant.Fee(10_000)
+			e.requireAtSim(t, final, sim.AuthorizationCaptured, 10_000)
+		} else {
+			e.requireAtSim(t, final, sim.AuthorizationVoided, 0)
 		}
 		require.Equal(t, want, accts[0].Net(accts[0].Normal), "the first order refunded in full (fee back), the third captured or voided")
 		require.Zero(t, accts[0].CreditsPending, "no authorization left holding money")
@@ -288,7 +311,8 @@ func TestEndToEndPreauth(t *testing.T) {
 // TestEndToEndPreauthExpiry: with a 2-second authorization period, an
 // authorization nobody captures is released by the job running on the
 // server's ticker (TRANSACTION.CLOSED, AUTHORIZATION_EXPIRED); capturing
-// or voiding it afterwards answers 409 HOLD_EXPIRED.
+// or voiding it afterwards answers 409 HOLD_EXPIRED; the sandbox channel
+// gave the payer all of it back.
 func TestEndToEndPreauthExpiry(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -315,6 +339,7 @@ func TestEndToEndPreauthExpiry(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, ts, 1)
 		require.Equal(t, ledger.HoldVoided, ts[0].HoldStatus, "the order's job, not the ledger's, released it")
+		e.requireAtSim(t, closed, sim.AuthorizationVoided, 0)
 		bad, err := db.LedgerCheck(ctx)
 		require.NoError(t, err)
 		require.Empty(t, bad)
