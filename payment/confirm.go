@@ -246,7 +246,10 @@ func (s *Service) ensureAccounts(ctx context.Context, ch, mch string, cur paygat
 //   - SUCCESS for a closed or already paid order: the attempt is recorded
 //     SUCCESS with Review set; journal channel clearing → suspense
 //     ("susp_"+attempt id); TRANSACTION.LATE_PAYMENT or
-//     TRANSACTION.DUPLICATE_PAYMENT; logged with AlertHeldForReview.
+//     TRANSACTION.DUPLICATE_PAYMENT; logged with AlertHeldForReview. An
+//     authorization (a manual-capture order's channel attempt) was never
+//     taken from the payer: it is recorded SUCCESS and voided at its
+//     channel instead (a ChannelRelease), without journal or notification.
 //   - FAILED: the attempt is FAILED; a NOTPAY order becomes PAYERROR.
 //
 // A result already booked (a duplicate callback, a query racing a

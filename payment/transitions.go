@@ -78,7 +78,7 @@ var transitions = []Transition{
 	{StatusSuccess, TriggerClose, StatusSuccess, true},
 	{StatusSuccess, TriggerExpire, StatusSuccess, false},
 	{StatusSuccess, TriggerRefund, StatusRefund, false},
-	{StatusSuccess, TriggerAuthorized, StatusSuccess, false}, // a second payment: held for review
+	{StatusSuccess, TriggerAuthorized, StatusSuccess, false}, // a second authorization: voided at its channel
 	{StatusSuccess, TriggerCapture, StatusSuccess, true},
 	{StatusSuccess, TriggerVoid, StatusSuccess, true},
 	{StatusSuccess, TriggerAuthExpire, StatusSuccess, false},
@@ -89,7 +89,7 @@ var transitions = []Transition{
 	{StatusClosed, TriggerClose, StatusClosed, false}, // idempotent
 	{StatusClosed, TriggerExpire, StatusClosed, false},
 	{StatusClosed, TriggerRefund, StatusClosed, true},
-	{StatusClosed, TriggerAuthorized, StatusClosed, false}, // a late payment: held for review
+	{StatusClosed, TriggerAuthorized, StatusClosed, false}, // a late authorization: voided at its channel
 	{StatusClosed, TriggerCapture, StatusClosed, true},
 	{StatusClosed, TriggerVoid, StatusClosed, true},
 	{StatusClosed, TriggerAuthExpire, StatusClosed, false},
@@ -100,7 +100,7 @@ var transitions = []Transition{
 	{StatusRefund, TriggerClose, StatusRefund, true},
 	{StatusRefund, TriggerExpire, StatusRefund, false},
 	{StatusRefund, TriggerRefund, StatusRefund, false},     // another refund, within the amount paid
-	{StatusRefund, TriggerAuthorized, StatusRefund, false}, // a second payment: held for review
+	{StatusRefund, TriggerAuthorized, StatusRefund, false}, // a second authorization: voided at its channel
 	{StatusRefund, TriggerCapture, StatusRefund, true},
 	{StatusRefund, TriggerVoid, StatusRefund, true},
 	{StatusRefund, TriggerAuthExpire, StatusRefund, false},
@@ -111,7 +111,7 @@ var transitions = []Transition{
 	{StatusAuthorized, TriggerClose, StatusAuthorized, true}, // void it instead
 	{StatusAuthorized, TriggerExpire, StatusAuthorized, false},
 	{StatusAuthorized, TriggerRefund, StatusAuthorized, true},      // nothing captured yet: void, or capture less
-	{StatusAuthorized, TriggerAuthorized, StatusAuthorized, false}, // a second payment: held for review
+	{StatusAuthorized, TriggerAuthorized, StatusAuthorized, false}, // a second authorization: voided at its channel
 	{StatusAuthorized, TriggerCapture, StatusSuccess, false},
 	{StatusAuthorized, TriggerVoid, StatusClosed, false},
 	{StatusAuthorized, TriggerAuthExpire, StatusClosed, false},
