@@ -3,12 +3,14 @@ package store_test
 import (
 	"context"
 	"io/fs"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"paygate"
 	"paygate/channel"
 	"paygate/payment"
 	"paygate/store"
@@ -140,4 +142,101 @@ func TestPreauthMigrationKeepsData(t *testing.T) {
 			require.NoError(t, db.Ping(ctx))
 		})
 	}
+}
+
+// TestChannelReleases round-trips a channel release, refuses a second one
+// for an attempt and one without its attempt, finds due PENDING releases
+// only, and lets concurrent claimers take disjoint rows on PostgreSQL.
+func TestChannelReleases(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		ps := db.Payments()
+		o := order("ord_r1", "m1", "no_r00001", pt0.Add(time.Hour))
+		var rs []payment.ChannelRelease
+		require.NoError(t, ps.InTx(ctx, func(tx payment.Tx) error {
+			if _, err := tx.InsertOrder(ctx, o); err != nil {
+				return err
+			}
+			for i, id := range []string{"pay_r1", "pay_r2", "pay_r3"} {
+				if err := tx.InsertAttempt(ctx, payment.Attempt{ID: id, OrderID: o.ID, MerchantID: "m1", Channel: "sim", Amount: 100,
+					Currency: "CNY", Status: channel.StatusSuccess, CreatedAt: pt0, UpdatedAt: pt0}); err != nil {
+					return err
+				}
+				r := payment.ChannelRelease{AttemptID: id, OrderID: o.ID, MerchantID: "m1", Channel: "sim", ChannelTradeNo: "sim_" + id,
+					Kind: payment.ReleaseCapture, Amount: 40, Authorized: 100, Currency: "CNY", Status: payment.ReleasePending,
+					NextTryAt: pt0.Add(time.Duration(i) * time.Second), CreatedAt: pt0, UpdatedAt: pt0}
+				if err := tx.InsertChannelRelease(ctx, r); err != nil {
+					return err
+				}
+				rs = append(rs, r)
+			}
+			return nil
+		}))
+		got, err := db.ChannelReleases(ctx, o.ID)
+		require.NoError(t, err)
+		require.Equal(t, rs, got)
+
+		for name, r := range map[string]payment.ChannelRelease{
+			"second for an attempt": rs[0],
+			"no such attempt":       {AttemptID: "pay_none", OrderID: o.ID, Kind: payment.ReleaseVoid, Authorized: 100, Status: payment.ReleasePending},
+			"capture above":         {AttemptID: "pay_r9", OrderID: o.ID, Kind: payment.ReleaseCapture, Amount: 101, Authorized: 100, Status: payment.ReleasePending},
+			"unknown status":        {AttemptID: "pay_r9", OrderID: o.ID, Kind: payment.ReleaseVoid, Authorized: 100, Status: "LOST"},
+		} {
+			err := ps.InTx(ctx, func(tx payment.Tx) error { return tx.InsertChannelRelease(ctx, r) })
+			require.Error(t, err, name)
+		}
+
+		// Due and PENDING only, earliest first.
+		done := rs[0]
+		done.Status, done.Tries, done.DoneAt, done.UpdatedAt = payment.ReleaseDone, 1, pt0.Add(time.Second), pt0.Add(time.Second)
+		require.NoError(t, ps.InTx(ctx, func(tx payment.Tx) error {
+			if err := tx.UpdateChannelRelease(ctx, done); err != nil {
+				return err
+			}
+			l, err := tx.LockChannelRelease(ctx, done.AttemptID)
+			require.Equal(t, done, l)
+			return err
+		}))
+		due := func(now time.Time) []string {
+			var ids []string
+			require.NoError(t, ps.InTx(ctx, func(tx payment.Tx) error {
+				got, err := tx.LockChannelReleasesDue(ctx, now, 10)
+				ids = ids[:0]
+				for _, r := range got {
+					ids = append(ids, r.AttemptID)
+				}
+				return err
+			}))
+			return ids
+		}
+		require.Empty(t, due(pt0.Add(time.Second-time.Microsecond)))
+		require.Equal(t, []string{"pay_r2"}, due(pt0.Add(time.Second)))
+		require.Equal(t, []string{"pay_r2", "pay_r3"}, due(pt0.Add(time.Hour)))
+		require.NoError(t, ps.InTx(ctx, func(tx payment.Tx) error {
+			_, err := tx.LockChannelRelease(ctx, "pay_none")
+			require.Equal(t, "NOT_FOUND", string(paygate.CodeOf(err)))
+			require.Equal(t, "NOT_FOUND", string(paygate.CodeOf(tx.UpdateChannelRelease(ctx, payment.ChannelRelease{AttemptID: "pay_none"}))))
+			return nil
+		}))
+
+		if db.Dialect != store.Postgres {
+			return
+		}
+		// A claimer skips the rows another holds.
+		hold := make(chan struct{})
+		release := make(chan struct{})
+		var once sync.Once
+		go func() {
+			_ = ps.InTx(ctx, func(tx payment.Tx) error {
+				_, err := tx.LockChannelReleasesDue(ctx, pt0.Add(time.Hour), 1)
+				once.Do(func() { close(hold) })
+				<-release
+				return err
+			})
+		}()
+		<-hold
+		require.Equal(t, []string{"pay_r3"}, due(pt0.Add(time.Hour)), "pay_r2 is held by the other claimer")
+		close(release)
+	})
 }
