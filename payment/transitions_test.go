@@ -160,6 +160,17 @@ func TestStateMachine(t *testing.T) {
 				require.Equal(t, int64(10_000), got.Amount.Authorized, name)
 				require.Zero(t, got.Amount.PayerTotal, name)
 				require.Empty(t, susp, name)
+			case confirmed && manual:
+				// A second or late authorization was only held at the
+				// channel, never taken: voided there, nothing to review.
+				require.Empty(t, newEvents, name)
+				require.Equal(t, channel.StatusSuccess, xa.Status, name)
+				require.Empty(t, xa.Review, name)
+				require.Empty(t, susp, name)
+				at, ok := f.sim.Authorization(x.ID)
+				require.True(t, ok, name)
+				require.Equal(t, sim.AuthorizationVoided, at.Status, name)
+				require.NotEqual(t, x.ID, got.TransactionID, name)
 			case tr.On == payment.TriggerCapture:
 				require.Equal(t, []string{payment.EventSuccess}, newEvents, name)
 				require.Equal(t, int64(10_000), got.Amount.Captured, name)
