@@ -455,12 +455,12 @@ type lookup struct {
 func (s *Service) resolve(ctx context.Context, b Batch, reqs []ItemRequest) ([]Item, error) {
 	items := make([]Item, len(reqs))
 	seen := make(map[string]bool, len(reqs))
-	phones, cards := map[string]lookup{}, map[string]lookup{}
+	phones, cards, names := map[string]lookup{}, map[string]lookup{}, map[[2]string]string{}
 	for i, r := range reqs {
 		it := Item{ID: paygate.NewID(PrefixDetail), BatchID: b.ID, OutBatchNo: b.OutBatchNo, Seq: i + 1, OutDetailNo: r.OutDetailNo,
 			Amount: r.Amount, Currency: b.Currency, Recipient: Recipient{Type: r.Recipient.Type}, Remark: r.Remark,
 			Status: StatusPending, CreateTime: b.CreateTime, UpdateTime: b.CreateTime, MerchantID: b.MerchantID}
-		reason, err := s.resolveLine(ctx, &it, r, phones, cards)
+		reason, err := s.resolveLine(ctx, &it, r, phones, cards, names)
 		if err != nil {
 			return nil, err
 		}
@@ -481,22 +481,30 @@ func (s *Service) resolve(ctx context.Context, b Batch, reqs []ItemRequest) ([]I
 
 // checkName compares a line's holder name with the recipient's whole
 // verified name: "" when it matches, else the line's rejection reason.
-func (s *Service) checkName(ctx context.Context, customerID, name string) (string, error) {
+// seen keeps the answers of the batch's earlier lines (a batch often pays
+// the same people many times).
+func (s *Service) checkName(ctx context.Context, customerID, name string, seen map[[2]string]string) (string, error) {
+	k := [2]string{customerID, name}
+	if reason, ok := seen[k]; ok {
+		return reason, nil
+	}
 	ok, err := s.cus.NameMatches(ctx, customerID, name)
+	reason := ""
 	switch {
 	case paygate.HasCode(err, paygate.CodeInvalidArgument):
-		return ReasonInvalidName, nil
+		reason = ReasonInvalidName
 	case err != nil:
 		return "", err
 	case !ok:
-		return ReasonNameMismatch, nil
+		reason = ReasonNameMismatch
 	}
-	return "", nil
+	seen[k] = reason
+	return reason, nil
 }
 
 // resolveLine checks one line and fills in its recipient; it returns the
 // reason the line is rejected, or "".
-func (s *Service) resolveLine(ctx context.Context, it *Item, r ItemRequest, phones, cards map[string]lookup) (string, error) {
+func (s *Service) resolveLine(ctx context.Context, it *Item, r ItemRequest, phones, cards map[string]lookup, names map[[2]string]string) (string, error) {
 	switch {
 	case r.Amount <= 0:
 		return ReasonAmountNotPositive, nil
@@ -528,7 +536,7 @@ func (s *Service) resolveLine(ctx context.Context, it *Item, r ItemRequest, phon
 		case l.cus.Status != customer.StatusActive:
 			return ReasonRecipientInactive, nil
 		case r.Recipient.Name != "":
-			if reason, err := s.checkName(ctx, l.cus.ID, r.Recipient.Name); reason != "" || err != nil {
+			if reason, err := s.checkName(ctx, l.cus.ID, r.Recipient.Name, names); reason != "" || err != nil {
 				return reason, err
 			}
 		}
@@ -567,7 +575,7 @@ func (s *Service) resolveLine(ctx context.Context, it *Item, r ItemRequest, phon
 		}
 		// The whole verified name, not its mask: the mask keeps only the
 		// last character, which many people share.
-		if reason, err := s.checkName(ctx, l.cus.ID, r.Recipient.Name); reason != "" || err != nil {
+		if reason, err := s.checkName(ctx, l.cus.ID, r.Recipient.Name, names); reason != "" || err != nil {
 			return reason, err
 		}
 		switch {
