@@ -495,6 +495,16 @@ func (l *Ledger) apply(ctx context.Context, tx Tx, ts []Transfer, internal bool)
 	for i, t := range ts {
 		ids[i] = t.ID
 	}
+	// Fastest path: check, lock and write in one statement, so that the
+	// balance rows (a merchant's, shared by all its payments and refunds)
+	// wait for the caller's COMMIT only.
+	if ja, ok := tx.(JournalApplier); ok && ja.AppliesJournals() {
+		if accts, ok := l.cachedAccounts(ts); ok {
+			if res, done, err := l.applyOneStatement(ctx, ja, ts, accts); done || err != nil {
+				return res, err
+			}
+		}
+	}
 	// Fast path: look up the ids and lock the balance rows together.
 	if lc, ok := tx.(lockChecker); ok {
 		if accts, ok := l.cachedAccounts(ts); ok {
@@ -578,6 +588,96 @@ func (l *Ledger) apply(ctx context.Context, tx Tx, ts []Transfer, internal bool)
 		return nil, err
 	}
 	return l.applyLocked(ctx, tx, ts, w, keys, rows)
+}
+
+// applyOneStatement applies a journal of plain and pending transfers
+// through JournalApplier. done is false when the journal is not for it
+// (a limit over several shards, an overflow, a mistake the ordinary path
+// names) or when the store refused it (an existing id, a closed account,
+// a limit, an overflow): the ordinary path then decides, under the locks
+// the statement took, exactly as without it.
+func (l *Ledger) applyOneStatement(ctx context.Context, ja JournalApplier, ts []Transfer, accts map[string]Account) (res []Result, done bool, err error) {
+	w := newWork(l)
+	out := make([]Transfer, len(ts))
+	deltas := map[ShardKey]*RowDelta{}
+	var order []ShardKey
+	row := func(k ShardKey) *RowDelta {
+		d := deltas[k]
+		if d == nil {
+			d = &RowDelta{ShardKey: k}
+			deltas[k] = d
+			order = append(order, k)
+		}
+		return d
+	}
+	// tighten lowers *limit to v.
+	tighten := func(limit **int64, v int64) {
+		if *limit == nil || v < **limit {
+			*limit = &v
+		}
+	}
+	for i, t := range ts {
+		d, c := accts[t.DebitAccountID], accts[t.CreditAccountID]
+		if d.Currency != c.Currency || t.Currency != "" && t.Currency != d.Currency {
+			return nil, false, nil
+		}
+		if d.Flags&DebitsMustNotExceedCredits != 0 && d.Shards > 1 || c.Flags&CreditsMustNotExceedDebits != 0 && c.Shards > 1 {
+			return nil, false, nil // the limit is on the sum of the shards
+		}
+		t.CreatedAt, t.AccountingDate, t.HoldStatus, t.ExpiresAt = w.now, w.date, "", time.Time{}
+		t.Currency = d.Currency
+		t.DebitShard, t.CreditShard = shardOf(t.ID, d.Shards), shardOf(t.ID, c.Shards)
+		dr, cr := row(ShardKey{d.ID, t.DebitShard}), row(ShardKey{c.ID, t.CreditShard})
+		if d.Flags&DebitsMustNotExceedCredits != 0 {
+			// before this transfer: debits + Σ earlier debits + amount ≤
+			// credits posted + Σ earlier posted credits
+			out, err1 := addAll(dr.DebitsPending, dr.DebitsPosted, t.Amount)
+			if err1 != nil {
+				return nil, false, nil
+			}
+			tighten(&dr.DebitLimit, dr.CreditsPosted-out)
+		}
+		if c.Flags&CreditsMustNotExceedDebits != 0 {
+			in, err1 := addAll(cr.CreditsPending, cr.CreditsPosted, t.Amount)
+			if err1 != nil {
+				return nil, false, nil
+			}
+			tighten(&cr.CreditLimit, cr.DebitsPosted-in)
+		}
+		df, cf := &dr.DebitsPosted, &cr.CreditsPosted
+		if t.Flags&Pending != 0 {
+			df, cf = &dr.DebitsPending, &cr.CreditsPending
+			t.HoldStatus = HoldPending
+			if t.Timeout > 0 {
+				t.ExpiresAt = w.now.Add(t.Timeout)
+			}
+		}
+		var err1, err2 error
+		*df, err1 = paygate.AddInt64(*df, t.Amount)
+		*cf, err2 = paygate.AddInt64(*cf, t.Amount)
+		if err1 != nil || err2 != nil {
+			return nil, false, nil
+		}
+		out[i] = t
+	}
+	rows := make([]RowDelta, len(order))
+	for i, k := range order {
+		rows[i] = *deltas[k]
+	}
+	n, err := ja.ApplyJournal(ctx, out, rows)
+	switch {
+	case err != nil:
+		return nil, false, err
+	case n == 0:
+		return nil, false, nil
+	case n != int64(len(out)):
+		return nil, false, fmt.Errorf("ledger: transfer id inserted concurrently: %w", paygate.ErrRetry)
+	}
+	res = make([]Result, len(out))
+	for i, t := range out {
+		res[i] = Result{Transfer: t}
+	}
+	return res, true, nil
 }
 
 func newWork(l *Ledger) *work {

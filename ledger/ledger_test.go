@@ -394,3 +394,93 @@ func TestListTransfers(t *testing.T) {
 		requireCode(t, err, paygate.CodeInvalidArgument)
 	})
 }
+
+// TestJournalLimitsInOrder: each transfer of a journal sees the balances
+// the earlier ones left (a credit earlier in the journal pays a later
+// debit; a debit before the credit that would pay it is refused), on
+// limits of both sides, with the accounts cached (PostgreSQL's
+// one-statement path) — and a refused journal changes nothing.
+func TestJournalLimitsInOrder(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		f.account(t, "src", "CNY", ledger.Debit, 0, 1)
+		f.account(t, "wallet", "CNY", ledger.Credit, ledger.DebitsMustNotExceedCredits, 1)
+		f.account(t, "capped", "CNY", ledger.Debit, ledger.CreditsMustNotExceedDebits, 1)
+		f.account(t, "sink", "CNY", ledger.Credit, 0, 4)
+		// Warm the account cache.
+		f.transfer(t, ledger.Transfer{ID: "warm", DebitAccountID: "src", CreditAccountID: "sink", Amount: 1})
+
+		cases := []struct {
+			name    string
+			journal []ledger.Transfer
+			code    paygate.Code // "" when it applies
+		}{
+			{"credit then debit", []ledger.Transfer{
+				{ID: "a1", DebitAccountID: "src", CreditAccountID: "wallet", Amount: 100},
+				{ID: "a2", DebitAccountID: "wallet", CreditAccountID: "sink", Amount: 60, Flags: ledger.Pending},
+				{ID: "a3", DebitAccountID: "wallet", CreditAccountID: "sink", Amount: 40},
+			}, ""},
+			{"one more than left", []ledger.Transfer{
+				{ID: "b1", DebitAccountID: "wallet", CreditAccountID: "sink", Amount: 1},
+			}, paygate.CodeInsufficientFunds},
+			{"debit before its credit", []ledger.Transfer{
+				{ID: "c1", DebitAccountID: "wallet", CreditAccountID: "sink", Amount: 50},
+				{ID: "c2", DebitAccountID: "src", CreditAccountID: "wallet", Amount: 50},
+			}, paygate.CodeInsufficientFunds},
+			{"capped: debit then credit", []ledger.Transfer{
+				{ID: "d1", DebitAccountID: "capped", CreditAccountID: "sink", Amount: 70},
+				{ID: "d2", DebitAccountID: "src", CreditAccountID: "capped", Amount: 70},
+			}, ""},
+			{"capped: credit before its debit", []ledger.Transfer{
+				{ID: "e1", DebitAccountID: "src", CreditAccountID: "capped", Amount: 10},
+				{ID: "e2", DebitAccountID: "capped", CreditAccountID: "sink", Amount: 10},
+			}, paygate.CodeLimitExceeded},
+			{"overflow", []ledger.Transfer{
+				{ID: "f1", DebitAccountID: "src", CreditAccountID: "sink", Amount: math.MaxInt64},
+				{ID: "f2", DebitAccountID: "src", CreditAccountID: "sink", Amount: math.MaxInt64},
+			}, paygate.CodeOverflow},
+		}
+		for _, c := range cases {
+			before := map[string]ledger.Balance{}
+			for _, id := range []string{"src", "wallet", "capped", "sink"} {
+				before[id] = f.balance(t, id)
+			}
+			res, err := f.l.CreateTransfers(f.ctx, c.journal)
+			if c.code == "" {
+				require.NoError(t, err, c.name)
+				require.Len(t, res, len(c.journal))
+				for i, r := range res {
+					require.False(t, r.Existed)
+					require.Equal(t, c.journal[i].ID, r.ID)
+				}
+				again, err := f.l.CreateTransfers(f.ctx, c.journal)
+				require.NoError(t, err, c.name)
+				require.True(t, again[0].Existed, "a resubmission answers the stored journal")
+				continue
+			}
+			requireCode(t, err, c.code, c.name)
+			for id, b := range before {
+				require.Equal(t, b, f.balance(t, id), "%s: %s unchanged", c.name, id)
+			}
+			ids := make([]string, len(c.journal))
+			for i, tr := range c.journal {
+				ids[i] = tr.ID
+			}
+			got, err := f.l.LookupTransfers(f.ctx, ids)
+			require.NoError(t, err)
+			require.Empty(t, got, c.name)
+		}
+		require.Equal(t, ledger.Balance{DebitsPending: 60, DebitsPosted: 40, CreditsPosted: 100}, f.balance(t, "wallet"))
+		require.Equal(t, ledger.Balance{DebitsPosted: 70, CreditsPosted: 70}, f.balance(t, "capped"))
+
+		// A closed account refuses the journal; nothing changes.
+		require.NoError(t, f.l.CloseAccount(f.ctx, "capped"))
+		_, err := f.l.CreateTransfers(f.ctx, []ledger.Transfer{{ID: "g1", DebitAccountID: "src", CreditAccountID: "sink", Amount: 5},
+			{ID: "g2", DebitAccountID: "capped", CreditAccountID: "sink", Amount: 5}})
+		requireCode(t, err, paygate.CodeAccountClosed)
+		got, err := f.l.LookupTransfers(f.ctx, []string{"g1", "g2"})
+		require.NoError(t, err)
+		require.Empty(t, got)
+	})
+}

@@ -20,6 +20,34 @@ type ShardBalance struct {
 	Balance
 }
 
+// RowDelta is what a journal adds to one balance row, and the limit the
+// row must meet first; see JournalApplier.
+type RowDelta struct {
+	ShardKey
+	// Added to the row's fields; never negative.
+	DebitsPending, DebitsPosted, CreditsPending, CreditsPosted int64
+	// DebitLimit, when set, requires debits_pending + debits_posted ≤
+	// credits_posted + *DebitLimit of the row before the deltas (the
+	// tightest of the journal's no-overdraft checks on it, the earlier
+	// transfers' amounts folded in); CreditLimit is its mirror,
+	// credits_pending + credits_posted ≤ debits_posted + *CreditLimit.
+	DebitLimit, CreditLimit *int64
+}
+
+// JournalApplier is an optional fast path of a Tx for a journal of plain
+// and pending transfers (no posts or voids) on accounts whose limits sit
+// on one row: in one statement it locks the rows (in (account, shard)
+// order, as LockBalances), and only if every row exists, is open, meets
+// its limits and does not overflow, and no transfer id exists, inserts ts
+// and adds the deltas. The rows stay locked either way. It returns how
+// many transfers it inserted: len(ts) when it applied the journal, 0 when
+// it did not (the caller decides why on the ordinary path).
+// AppliesJournals reports whether the store has such a statement.
+type JournalApplier interface {
+	AppliesJournals() bool
+	ApplyJournal(ctx context.Context, ts []Transfer, rows []RowDelta) (int64, error)
+}
+
 // Tx is the part of a database transaction the ledger writes through. The
 // store implements it; use cases pass their own transaction to Apply so that
 // a state change and its postings commit together.

@@ -223,6 +223,101 @@ func (tx *Tx) WriteJournal(ctx context.Context, ts []ledger.Transfer, rows []led
 	return n, wrapDB(err)
 }
 
+// AppliesJournals implements ledger.JournalApplier: on PostgreSQL; SQLite's
+// statements cost no round trip and its one writer takes no row locks.
+func (tx *Tx) AppliesJournals() bool { return tx.db.Dialect == Postgres }
+
+// ApplyJournal implements ledger.JournalApplier. One statement: b locks the
+// rows in (account, shard) order, ok checks them against v (every row
+// there, open, within its limit, no field overflowing; limits in NUMERIC
+// so that no check can fail the statement), and only if ok and no id
+// exists does ins insert the journal, and only if ins inserted every
+// transfer does upd add the deltas. upd sees the rows b locked: READ
+// COMMITTED re-reads a row updated since the statement's snapshot before
+// updating it, and the sums are relative (column + delta).
+func (tx *Tx) ApplyJournal(ctx context.Context, ts []ledger.Transfer, rows []ledger.RowDelta) (int64, error) {
+	if !tx.AppliesJournals() || len(rows) == 0 {
+		return 0, nil
+	}
+	ins, args := insertTransfersSQL(ts)
+	p := len(args)
+	arg := func(v any) string {
+		args = append(args, v)
+		p++
+		return "$" + strconv.Itoa(p)
+	}
+	limit := func(l *int64) any {
+		if l == nil {
+			return nil
+		}
+		return *l
+	}
+	var keys, vals, ids strings.Builder
+	for i, r := range rows {
+		if i > 0 {
+			keys.WriteString(", ")
+			vals.WriteString(", ")
+		}
+		fmt.Fprintf(&keys, "(%s, CAST(%s AS INTEGER))", arg(r.AccountID), arg(r.Shard))
+		fmt.Fprintf(&vals, "(%s, CAST(%s AS INTEGER), CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS NUMERIC), CAST(%s AS NUMERIC))",
+			arg(r.AccountID), arg(r.Shard), arg(r.DebitsPending), arg(r.DebitsPosted), arg(r.CreditsPending), arg(r.CreditsPosted),
+			arg(limit(r.DebitLimit)), arg(limit(r.CreditLimit)))
+	}
+	for i, t := range ts {
+		if i > 0 {
+			ids.WriteString(", ")
+		}
+		ids.WriteString(arg(t.ID))
+	}
+	nrows, nts, closed := arg(len(rows)), arg(len(ts)), arg(int64(ledger.Closed))
+	// ins is the multi-row INSERT of insertTransfersSQL, made conditional:
+	// INSERT ... SELECT * FROM (VALUES ...) WHERE ok, its parameters typed
+	// by the table's columns through the first row's casts.
+	values := strings.TrimPrefix(ins[strings.Index(ins, "VALUES "):], "VALUES ")
+	values = strings.TrimSuffix(values, " ON CONFLICT (id) DO NOTHING")
+	cols := ins[:strings.Index(ins, "VALUES ")]
+	const maxInt64 = "9223372036854775807"
+	var n int64
+	err := tx.tx.QueryRowContext(ctx, `WITH b AS MATERIALIZED (SELECT account_id, shard, flags, debits_pending, debits_posted, credits_pending, credits_posted
+			FROM ledger_balances WHERE (account_id, shard) IN (VALUES `+keys.String()+`)
+			ORDER BY account_id, shard FOR UPDATE),
+		v (account_id, shard, dp, dpo, cp, cpo, dlim, clim) AS (VALUES `+vals.String()+`),
+		ok AS MATERIALIZED (SELECT count(*) = `+nrows+` AND coalesce(bool_and(
+				b.flags & CAST(`+closed+` AS INTEGER) = 0
+				AND b.debits_pending <= `+maxInt64+` - v.dp AND b.debits_posted <= `+maxInt64+` - v.dpo
+				AND b.credits_pending <= `+maxInt64+` - v.cp AND b.credits_posted <= `+maxInt64+` - v.cpo
+				AND (v.dlim IS NULL OR CAST(b.debits_pending AS NUMERIC) + b.debits_posted <= CAST(b.credits_posted AS NUMERIC) + v.dlim)
+				AND (v.clim IS NULL OR CAST(b.credits_pending AS NUMERIC) + b.credits_posted <= CAST(b.debits_posted AS NUMERIC) + v.clim)
+			), false) AND NOT EXISTS (SELECT 1 FROM ledger_transfers WHERE id IN (`+ids.String()+`)) AS ok
+			FROM b JOIN v ON v.account_id = b.account_id AND v.shard = b.shard),
+		ins AS (`+cols+`SELECT * FROM (VALUES `+typedFirstRow(values)+`) AS t WHERE (SELECT ok FROM ok)
+			ON CONFLICT (id) DO NOTHING RETURNING 1),
+		upd AS (UPDATE ledger_balances SET debits_pending = ledger_balances.debits_pending + v.dp,
+			debits_posted = ledger_balances.debits_posted + v.dpo, credits_pending = ledger_balances.credits_pending + v.cp,
+			credits_posted = ledger_balances.credits_posted + v.cpo
+			FROM v WHERE ledger_balances.account_id = v.account_id AND ledger_balances.shard = v.shard
+			AND (SELECT count(*) FROM ins) = `+nts+`)
+		SELECT count(*) FROM ins`, args...).Scan(&n)
+	return n, wrapDB(err)
+}
+
+// transferColumnTypes are the types of insertTransfersSQL's columns, in
+// order (created_at last).
+var transferColumnTypes = []string{"TEXT", "TEXT", "TEXT", "INTEGER", "INTEGER", "BIGINT", "TEXT", "TEXT", "INTEGER", "TEXT",
+	"BIGINT", "BIGINT", "TEXT", "INTEGER", "TEXT", "TEXT", "BIGINT"}
+
+// typedFirstRow casts the parameters of the first row of insertTransfersSQL's
+// VALUES list to the columns' types: a VALUES list in a SELECT takes its
+// column types from its rows, where bare parameters would be text.
+func typedFirstRow(values string) string {
+	end := strings.Index(values, ")")
+	first := strings.Split(strings.TrimPrefix(values[:end], "("), ", ")
+	for i := range first {
+		first[i] = "CAST(" + first[i] + " AS " + transferColumnTypes[i] + ")"
+	}
+	return "(" + strings.Join(first, ", ") + values[end:]
+}
+
 // WriteBalances implements ledger.Tx with one UPDATE ... FROM (VALUES ...).
 func (tx *Tx) WriteBalances(ctx context.Context, rs []ledger.ShardBalance) error {
 	if len(rs) == 0 {
