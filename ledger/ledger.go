@@ -631,18 +631,18 @@ func (l *Ledger) applyOneStatement(ctx context.Context, ja JournalApplier, ts []
 		if d.Flags&DebitsMustNotExceedCredits != 0 {
 			// before this transfer: debits + Σ earlier debits + amount ≤
 			// credits posted + Σ earlier posted credits
-			out, err1 := addAll(dr.DebitsPending, dr.DebitsPosted, t.Amount)
+			debits, err1 := addAll(dr.DebitsPending, dr.DebitsPosted, t.Amount)
 			if err1 != nil {
 				return nil, false, nil
 			}
-			tighten(&dr.DebitLimit, dr.CreditsPosted-out)
+			tighten(&dr.DebitLimit, dr.CreditsPosted-debits)
 		}
 		if c.Flags&CreditsMustNotExceedDebits != 0 {
-			in, err1 := addAll(cr.CreditsPending, cr.CreditsPosted, t.Amount)
+			credits, err1 := addAll(cr.CreditsPending, cr.CreditsPosted, t.Amount)
 			if err1 != nil {
 				return nil, false, nil
 			}
-			tighten(&cr.CreditLimit, cr.DebitsPosted-in)
+			tighten(&cr.CreditLimit, cr.DebitsPosted-credits)
 		}
 		df, cf := &dr.DebitsPosted, &cr.CreditsPosted
 		if t.Flags&Pending != 0 {
