@@ -89,9 +89,9 @@ func (s *Sim) Refund(ctx context.Context, req channel.RefundRequest) (channel.Re
 	}
 	if p, ok := s.payments[req.AttemptID]; ok {
 		refunded := int64(0)
-		for _, r := range s.refunds {
+		for _, r := range s.attemptRefunds[req.AttemptID] {
 			failed := r.final == channel.StatusFailed && !now.Before(r.finalAt)
-			if r.req.AttemptID == req.AttemptID && !failed {
+			if !failed {
 				refunded += r.req.Amount
 			}
 		}
@@ -109,6 +109,7 @@ func (s *Sim) Refund(ctx context.Context, req channel.RefundRequest) (channel.Re
 		r.finalAt = now.Add(s.cfg.RevealAfter)
 	}
 	s.refunds[req.RefundID] = r
+	s.attemptRefunds[req.AttemptID] = append(s.attemptRefunds[req.AttemptID], r)
 	s.mu.Unlock()
 	if outcome == RefundTimeout {
 		return channel.RefundAccepted{}, ErrTimeout

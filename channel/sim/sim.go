@@ -127,6 +127,9 @@ type Sim struct {
 	payments map[string]*payment
 	byTrade  map[string]string
 	refunds  map[string]*refund // by refund id
+	// refunds by attempt id, so that checking what a payment has left to
+	// refund looks at its own refunds only.
+	attemptRefunds map[string][]*refund
 	// failResolves is how many more Capture/Void calls answer ErrTimeout
 	// without doing anything (FailResolves).
 	failResolves int
@@ -178,7 +181,7 @@ func New(cfg Config) (*Sim, error) {
 	}
 	cfg.Secret = nil // kept by cb only
 	return &Sim{cfg: cfg, cb: cb, payments: map[string]*payment{}, byTrade: map[string]string{},
-		refunds: map[string]*refund{}}, nil
+		refunds: map[string]*refund{}, attemptRefunds: map[string][]*refund{}}, nil
 }
 
 // Name returns Config.Name ("sim" by default).
