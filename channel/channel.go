@@ -264,3 +264,21 @@ type Authorizer interface {
 	Capture(ctx context.Context, req ResolveRequest) error
 	Void(ctx context.Context, req ResolveRequest) error
 }
+
+// FailCode is a channel's fail code fit to store and show: at most 64
+// printable ASCII characters without spaces, else (or when empty)
+// "FAILED". Channels' codes come from outside and may be anything.
+func FailCode(c string) string {
+	if c == "" {
+		return "FAILED"
+	}
+	if len(c) > 64 {
+		c = c[:64]
+	}
+	for i := 0; i < len(c); i++ {
+		if c[i] <= ' ' || c[i] > '~' {
+			return "FAILED"
+		}
+	}
+	return c
+}

@@ -297,7 +297,7 @@ func (s *Service) finish(ctx context.Context, id string, res transfer.PayoutResu
 			t = ledger.Transfer{ID: PostID(it.ID), PendingID: HoldID(it.ID), Flags: ledger.PostPending, Code: LedgerCodeHold, Ref: it.ID}
 			it.Status = StatusSuccess
 		} else {
-			it.Status, it.FailReason = StatusFailed, failCode(res.FailCode)
+			it.Status, it.FailReason = StatusFailed, channel.FailCode(res.FailCode)
 		}
 		if _, err := s.books.Apply(ctx, tx, []ledger.Transfer{t}); err != nil {
 			return err
@@ -311,22 +311,6 @@ func (s *Service) finish(ctx context.Context, id string, res transfer.PayoutResu
 		}
 		return s.settle(ctx, tx, []Item{it}, now)
 	})
-}
-
-// failCode keeps a channel's fail code printable and short.
-func failCode(c string) string {
-	if c == "" {
-		return "FAILED"
-	}
-	if len(c) > 64 {
-		c = c[:64]
-	}
-	for i := 0; i < len(c); i++ {
-		if c[i] <= ' ' || c[i] > '~' {
-			return "FAILED"
-		}
-	}
-	return c
 }
 
 // Reconcile asks the interbank channel about up to limit PROCESSING items

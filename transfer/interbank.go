@@ -110,7 +110,7 @@ func (s *Service) finish(ctx context.Context, id string, res PayoutResult) (Reco
 		if res.Status == channel.StatusSuccess {
 			t.ID, t.Flags, r.Status = LedgerPostID(r.ID), ledger.PostPending, StatusSuccess
 		} else {
-			t.ID, t.Flags, r.Status, r.FailCode = LedgerVoidID(r.ID), ledger.VoidPending, StatusFailed, failCode(res.FailCode)
+			t.ID, t.Flags, r.Status, r.FailCode = LedgerVoidID(r.ID), ledger.VoidPending, StatusFailed, channel.FailCode(res.FailCode)
 			if err := s.cus.Release(ctx, tx, customer.Reservation{CustomerID: r.CustomerID, Method: customer.MethodTransfer,
 				Amount: r.Amount.Amount, Day: r.AccountingDate}); err != nil {
 				return err
@@ -130,22 +130,6 @@ func (s *Service) finish(ctx context.Context, id string, res PayoutResult) (Reco
 		s.log.InfoContext(ctx, "transfer finished", "transfer", id, "status", out.Status, "fail_code", out.FailCode)
 	}
 	return out, err
-}
-
-// failCode keeps a channel's fail code printable and short.
-func failCode(c string) string {
-	if c == "" {
-		return "FAILED"
-	}
-	if len(c) > 64 {
-		c = c[:64]
-	}
-	for i := 0; i < len(c); i++ {
-		if c[i] <= ' ' || c[i] > '~' {
-			return "FAILED"
-		}
-	}
-	return c
 }
 
 // Reconcile asks the interbank channel about up to limit PROCESSING
