@@ -74,8 +74,8 @@ func TestPreauthProperties(t *testing.T) {
 				sim    bool // authorized at the simulator
 			}
 			var orders []ord
-			n := 0
-			no := func() string { n++; return fmt.Sprintf("pp_%d_%04d", thisRun, n) }
+			var n atomic.Int64 // the concurrent step numbers its refunds from several goroutines
+			no := func() string { return fmt.Sprintf("pp_%d_%04d", thisRun, n.Add(1)) }
 			pick := func(rt *rapid.T) ord {
 				if len(orders) == 0 {
 					rt.Skip("no orders")
