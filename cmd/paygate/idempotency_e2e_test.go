@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -37,7 +38,12 @@ func TestEndToEndIdempotencyKey(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, attempts, 1, "paid once")
 
-		// Without the key the retry runs, and the paid order refuses it.
+		// Without the key the retry runs, and the paid order refuses it
+		// (once the simulated channel's confirmation has arrived).
+		require.Eventually(t, func() bool {
+			got, err := e.client.GetOrder(ctx, o.ID)
+			return err == nil && got.Status == "SUCCESS"
+		}, 15*time.Second, 10*time.Millisecond)
 		_, err = e.client.SandboxPay(ctx, o.ID, "success")
 		var ae *client.APIError
 		require.ErrorAs(t, err, &ae)
