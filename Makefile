@@ -2,7 +2,7 @@
 
 GO        ?= go
 PKGS      ?= ./...
-# The whole suite runs under the race detector in about 8 minutes on 2 cores.
+# The whole suite runs under the race detector in about 15–20 minutes on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 30m
 # `make bench-ledger` targets; override on the command line.
 BENCH_SQLITE   ?= sqlite:data/bench.db
