@@ -298,7 +298,7 @@ func (w *Worker) deliver(ctx context.Context, c Claim) error {
 
 	attrs := []any{"worker", w.name, "event_id", c.ID, "merchant_id", c.MerchantID, "event_type", c.EventType,
 		"attempt", c.Attempt, "round", c.Round, "host", host, "outcome", f.Attempt.Outcome,
-		"http_status", a.HTTPStatus, "class", a.ErrorClass, "duration", a.Duration, "status", f.Status}
+		"http_status", a.HTTPStatus, "class", f.Attempt.ErrorClass, "duration", a.Duration, "status", f.Status}
 	if !f.NextAttemptAt.IsZero() {
 		attrs = append(attrs, "next_attempt_at", f.NextAttemptAt)
 	}
@@ -315,6 +315,10 @@ func (w *Worker) deliver(ctx context.Context, c Claim) error {
 		w.log.Debug("notification delivered", attrs...)
 	case f.Status == StatusFailed:
 		w.log.Error("notification failed for good after its last attempt", attrs...)
+	case f.Attempt.Outcome == OutcomeAbandoned:
+		// Shutting down: not a fault; the event is released for the next
+		// worker at once.
+		w.log.Info("notification attempt abandoned at shutdown; released", attrs...)
 	case a.ErrorClass == ClassInternal:
 		w.log.Error("notification could not be prepared", attrs...)
 	default:

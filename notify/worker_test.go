@@ -514,7 +514,8 @@ func TestKeysUnavailable(t *testing.T) {
 func TestShutdownGivesUp(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		f := newFixture(t, db, notify.Options{})
+		var logs syncBuffer
+		f := newFixture(t, db, notify.Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		m := newMerchant(t)
 		arrived := make(chan struct{})
 		m.setHandler(func(w http.ResponseWriter, r *http.Request, _ []byte) {
@@ -535,6 +536,8 @@ func TestShutdownGivesUp(t *testing.T) {
 		require.Equal(t, notify.StatusPending, r.Status)
 		require.Equal(t, f.clock.Now(), r.NextAttemptAt)
 		require.Equal(t, notify.OutcomeAbandoned, lastAttempt(t, r).Outcome)
+		require.Contains(t, logs.String(), `"level":"INFO","msg":"notification attempt abandoned at shutdown; released"`)
+		require.NotContains(t, logs.String(), `"level":"ERROR"`, "shutting down is not a fault")
 
 		m.setHandler(nil)
 		m.status.Store(500)
