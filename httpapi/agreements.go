@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"paygate"
 	"paygate/agreement"
 )
 
@@ -55,13 +54,7 @@ func agreementRoutes(authErrs []int) []Route {
 
 // agreements returns the agreement use case, answering 404 when none is
 // wired.
-func (v *V1) agreements(w http.ResponseWriter) (Agreements, bool) {
-	if v.Agreements == nil {
-		WriteError(w, paygate.E(paygate.CodeNotFound, "no such API path"))
-		return nil, false
-	}
-	return v.Agreements, true
-}
+func (v *V1) agreements(w http.ResponseWriter) (Agreements, bool) { return wired(w, v.Agreements) }
 
 // agreementHandlers are the handlers of agreementRoutes by operation id.
 func (v *V1) agreementHandlers() map[string]http.Handler {

@@ -56,13 +56,7 @@ func (v *V1) payoutHandlers() map[string]http.Handler {
 }
 
 // payouts returns the payout use case, answering 404 when none is wired.
-func (v *V1) payouts(w http.ResponseWriter) (Payouts, bool) {
-	if v.Payouts == nil {
-		WriteError(w, paygate.E(paygate.CodeNotFound, "no such API path"))
-		return nil, false
-	}
-	return v.Payouts, true
-}
+func (v *V1) payouts(w http.ResponseWriter) (Payouts, bool) { return wired(w, v.Payouts) }
 
 func (v *V1) createPayoutBatch(w http.ResponseWriter, r *http.Request) {
 	m, ok := merchantOf(w, r)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"paygate"
 	"paygate/payment"
 )
 
@@ -18,13 +17,7 @@ type Preauth interface {
 
 // preauth returns the authorization use case, answering 404 when none is
 // wired.
-func (v *V1) preauth(w http.ResponseWriter) (Preauth, bool) {
-	if v.Preauth == nil {
-		WriteError(w, paygate.E(paygate.CodeNotFound, "no such API path"))
-		return nil, false
-	}
-	return v.Preauth, true
-}
+func (v *V1) preauth(w http.ResponseWriter) (Preauth, bool) { return wired(w, v.Preauth) }
 
 // captureOrder answers POST /v1/orders/{id}/capture. An empty body
 // captures everything authorized, as {} does.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"paygate"
 	"paygate/payment"
 )
 
@@ -59,11 +58,7 @@ func (v *V1) refundBatchHandlers() map[string]http.Handler {
 // refundBatches returns the batch use case, answering 404 when none is
 // wired.
 func (v *V1) refundBatches(w http.ResponseWriter) (RefundBatches, bool) {
-	if v.RefundBatches == nil {
-		WriteError(w, paygate.E(paygate.CodeNotFound, "no such API path"))
-		return nil, false
-	}
-	return v.RefundBatches, true
+	return wired(w, v.RefundBatches)
 }
 
 func (v *V1) createRefundBatch(w http.ResponseWriter, r *http.Request) {

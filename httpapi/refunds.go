@@ -19,13 +19,7 @@ type Refunds interface {
 }
 
 // refunds returns the refund use case, answering 404 when none is wired.
-func (v *V1) refunds(w http.ResponseWriter) (Refunds, bool) {
-	if v.Refunds == nil {
-		WriteError(w, paygate.E(paygate.CodeNotFound, "no such API path"))
-		return nil, false
-	}
-	return v.Refunds, true
-}
+func (v *V1) refunds(w http.ResponseWriter) (Refunds, bool) { return wired(w, v.Refunds) }
 
 func (v *V1) createRefund(w http.ResponseWriter, r *http.Request) {
 	m, ok := merchantOf(w, r)

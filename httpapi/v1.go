@@ -386,6 +386,17 @@ func (v *V1) Register(mux *http.ServeMux) {
 	mux.Handle("/v1/", sign(http.HandlerFunc(v1NoRoute)))
 }
 
+// wired returns a use case of V1, answering 404 as for an unknown path
+// when it is not wired (nil), so that a server without it shows no sign of
+// the routes.
+func wired[T any](w http.ResponseWriter, uc T) (T, bool) {
+	if any(uc) == nil {
+		WriteError(w, paygate.E(paygate.CodeNotFound, "no such API path"))
+		return uc, false
+	}
+	return uc, true
+}
+
 // v1NoRoute answers a /v1 request no route matched: 405 when the path
 // exists with another method (listing them in Allow), else 404.
 func v1NoRoute(w http.ResponseWriter, r *http.Request) {
