@@ -229,8 +229,6 @@ func (r Record) public() Customer {
 	return c
 }
 
-func notFound() error { return paygate.E(paygate.CodeNotFound, "customer not found") }
-
 // RegisterRequest registers a customer by phone or by username (exactly
 // one) with a login password.
 type RegisterRequest struct {

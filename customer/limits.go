@@ -186,10 +186,9 @@ type Reservation struct {
 	Day        paygate.Date `json:"day"`
 }
 
-// usage is one scope's daily usage and its limit.
+// usage is one scope's daily usage row and the limit it counts against.
 type usage struct {
 	scope string
-	limit int64
 	which Limit
 }
 

@@ -59,7 +59,6 @@ func (db *DB) LedgerCheck(ctx context.Context) ([]string, error) {
 		amount   int64
 		status   string
 		resolved []string // kinds of resolving transfers
-		maxPost  int64
 	}
 	holds := map[string]*hold{}
 	var resolutions [][3]string // pending id, kind, amount (as text)
